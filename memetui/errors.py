@@ -1,0 +1,41 @@
+"""Typed exceptions raised by the engine; only the CLI and the TUI turn them into messages."""
+
+
+class MemetuiError(Exception):
+    """Base class: a user-facing problem whose message fits on one line."""
+
+    exit_code = 1
+
+
+class UsageError(MemetuiError):
+    """The command line or an argument value is wrong."""
+
+    exit_code = 2
+
+
+class IndexNotFoundError(MemetuiError):
+    """The index folder does not exist or holds no manifest."""
+
+
+class IndexFormatError(MemetuiError):
+    """The index folder exists but is unreadable, corrupt or of an unknown format."""
+
+
+class ModelMismatchError(MemetuiError):
+    """Embeddings from one model were combined with an index built by another."""
+
+
+class ModelLoadError(MemetuiError):
+    """A CLIP model or checkpoint could not be found or loaded."""
+
+
+class ImageLoadError(MemetuiError):
+    """A file is not a decodable image, or is one we refuse (too large, empty)."""
+
+
+class SAEError(MemetuiError):
+    """An SAE checkpoint is missing, corrupt or does not fit the index."""
+
+
+class QueryError(MemetuiError):
+    """A query term or query file is malformed or empty."""

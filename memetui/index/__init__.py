@@ -1,0 +1,1 @@
+"""On-disk image index: storage, building and approximate nearest-neighbour search."""
