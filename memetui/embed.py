@@ -13,7 +13,7 @@ import numpy as np
 from .errors import ModelLoadError
 from .index.store import ModelInfo
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+from .paths import PACKAGE_ROOT
 DEFAULT_MODEL = "memetui-demo-clip"
 DEFAULT_PRETRAINED = "memetui-demo-clip.safetensors"
 
