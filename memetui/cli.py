@@ -42,7 +42,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         sub = parser
         module = importlib.import_module(f".commands.{APP_MODULE}", __package__)
     module.add_arguments(sub)
-    sub.set_defaults(run=module.run)
+    sub.set_defaults(run=module.run, take_extra=getattr(module, "take_extra_args", None))
     return parser
 
 
@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `memetui` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.take_extra:  # e.g. negative weighted terms such as `-1:text`
+        extra = args.take_extra(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.run(args) or 0)
     except MemetuiError as exc:

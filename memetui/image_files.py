@@ -46,8 +46,10 @@ def load_image(path: str | Path, max_side: int | None = None, background=(255, 2
                 return to_rgb(img, max_side, background)
     except ImageLoadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{path.name}: {exc.__class__.__name__}: not a readable image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"{path.name}: too large (decompression bomb guard)") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{path.name}: not a readable image") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageLoadError(f"{path.name}: {exc.__class__.__name__}: {exc}") from None
 

@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
+def take_extra_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """Accept negative weighted terms (`-1:text`) that argparse mistakes for options."""
+    terms = [text for text in extra if WEIGHTED.match(text)]
+    args.terms = list(args.terms) + terms
+    return [text for text in extra if text not in terms]
+
+
 def run(args: argparse.Namespace) -> int:
     """Embed the terms, sum them with their weights and print the top-k images."""
     import numpy as np
