@@ -209,6 +209,8 @@ class Session:
         ref = DirectionRef(provider or self._mode, id)
         self.provider(ref.provider).vector(ref.id)  # validates the id
         self._selected = ref
+        if self.sae is not None:  # prefetch W_enc·d so the next step costs O(n_latents)
+            self._projection(Term(1.0, "direction", ref))
         return ref
 
     def step(self, sign: int = 1) -> Query:
