@@ -1,0 +1,200 @@
+"""Measure steering directions (SAE vs PCA vs random) on one index, with bootstrap intervals.
+
+Two properties a useful steering direction has:
+
+- **exemplar coherence**: its top-10 exemplars (rows with the largest x·v, found with the same
+  ANN search the app uses) look alike: mean pairwise cosine of the 10 rows, per direction.
+  A baseline row gives the same statistic for 10 random rows.
+- **step locality**: one step q₁ = q₀ + α‖q₀‖v from a start query q₀ changes little else:
+  `top10_change` = 1 − |top10(q₀) ∩ top10(q₁)|/10, and (with an SAE) `feature_share` =
+  |Δa_j| / Σᵢ|Δaᵢ|, where Δa = SAE code(q₁) − code(q₀) and j is the stepped feature (SAE) or the
+  feature whose decoder column is closest to v (PCA, random): how much of the change in the
+  SAE's reading of the query lands on the one feature being steered.
+
+Directions per provider: SAE features that fire on a sample of rows; the leading PCA components;
+seeded random directions. Step pairs: each start query (an index row) with the provider's most
+active directions for it (random: fresh random directions), as in the app. Intervals are
+percentile bootstraps of the mean: over directions for coherence, over start queries (cluster
+bootstrap) for locality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import QueryError
+from .directions import RandomDirections
+from .query import Query, Term
+
+
+@dataclass
+class CompareOptions:
+    """What `compare` measures."""
+
+    directions: int = 64
+    """Directions per provider for exemplar coherence."""
+    starts: int = 32
+    """Start queries (index rows) for step locality."""
+    per_start: int = 4
+    """Directions stepped from each start query."""
+    exemplars: int = 10
+    """Exemplars per direction (and the top-k whose change a step measures)."""
+    step_size: float = 0.25
+    """α of the measured step."""
+    bootstrap: int = 1000
+    """Bootstrap resamples for the 95% intervals."""
+    seed: int = 0
+    """Seed for sampling rows, features, random directions and bootstrap."""
+
+    def __post_init__(self):
+        for name in ("directions", "starts", "per_start", "exemplars", "bootstrap"):
+            if getattr(self, name) < 1:
+                raise QueryError(f"{name} must be >= 1")
+        if not self.step_size > 0:
+            raise QueryError("step size must be > 0")
+
+
+class Interval(NamedTuple):
+    """Mean of a statistic with a 95% percentile-bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return self._asdict()
+
+
+class ProviderScores(NamedTuple):
+    """Scores of one provider."""
+
+    provider: str
+    coherence: Interval
+    top10_change: Interval
+    feature_share: Interval | None
+    """None when the index has no SAE."""
+
+
+class CompareReport(NamedTuple):
+    """The result of `compare`."""
+
+    index: str
+    rows: int
+    sae: str | None
+    baseline_coherence: Interval
+    providers: list[ProviderScores]
+    options: CompareOptions
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return {
+            "index": self.index, "rows": self.rows, "sae": self.sae, "options": asdict(self.options),
+            "baseline_coherence": self.baseline_coherence.to_dict(),
+            "providers": {
+                p.provider: {
+                    "coherence": p.coherence.to_dict(), "top10_change": p.top10_change.to_dict(),
+                    "feature_share": p.feature_share.to_dict() if p.feature_share else None,
+                } for p in self.providers
+            },
+        }
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int, rng: np.random.Generator) -> Interval:
+    """Mean and 95% percentile-bootstrap interval; `values` [n] or [clusters, m] (cluster bootstrap)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    clusters = values.reshape(len(values), -1)
+    picks = rng.integers(0, len(clusters), (resamples, len(clusters)))
+    means = np.nanmean(clusters[picks].reshape(resamples, -1), axis=1)
+    low, high = np.nanpercentile(means, [2.5, 97.5])
+    return Interval(float(np.nanmean(clusters)), float(low), float(high), int(np.isfinite(clusters).sum()))
+
+
+def mean_pairwise_cosine(x: np.ndarray) -> float:
+    """Mean cosine over distinct pairs of the rows of x ([m, d], m ≥ 2)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    gram = x @ x.T
+    m = len(x)
+    return float((gram.sum() - np.trace(gram)) / (m * (m - 1)))
+
+
+def compare(session, options: CompareOptions | None = None, progress=None) -> CompareReport:
+    """Score every provider the session has; `progress(provider)` is called as each starts."""
+    options = options or CompareOptions()
+    rng = np.random.default_rng(options.seed)
+    store = session.store
+    live = np.flatnonzero(store.live_mask())
+    if len(live) < max(4, options.exemplars + 1):
+        raise QueryError(f"compare needs more than {options.exemplars} images in the index")
+    emb = store.embeddings
+    k = options.exemplars
+    baseline = [mean_pairwise_cosine(emb[np.sort(rng.choice(live, k, replace=False))])
+                for _ in range(max(options.directions, 64))]
+    starts = rng.choice(live, min(options.starts, len(live)), replace=False)
+    random_dirs = RandomDirections(store.dim, seed=options.seed + 1)
+    providers = []
+    for name in session.modes:
+        if progress:
+            progress(name)
+        provider = random_dirs if name == "random" else session.provider(name)
+        ids = _coherence_ids(session, name, provider, options, rng, live)
+        coherence = [mean_pairwise_cosine(emb[np.sort(session.ann.search(provider.vector(j), k).rows)]) for j in ids]
+        changes, shares = _locality(session, name, provider, starts, options, random_dirs)
+        providers.append(ProviderScores(
+            name,
+            bootstrap_mean(np.array(coherence), options.bootstrap, rng),
+            bootstrap_mean(changes, options.bootstrap, rng),
+            bootstrap_mean(shares, options.bootstrap, rng) if shares is not None else None,
+        ))
+    return CompareReport(str(store.path), int(len(live)), getattr(session.sae, "sae_name", None),
+                         bootstrap_mean(np.array(baseline), options.bootstrap, rng), providers, options)
+
+
+def _coherence_ids(session, name, provider, options, rng, live) -> list[int]:
+    if name == "random":
+        return list(range(options.directions))
+    if name == "pca":
+        return list(range(min(options.directions, len(provider))))
+    sample = rng.choice(live, min(2048, len(live)), replace=False)
+    code = provider.encode(np.asarray(session.store.embeddings[np.sort(sample)], np.float32) * provider.input_norm)
+    fired = np.unique(code.indices[code.acts > 0])
+    if len(fired) == 0:
+        fired = np.arange(len(provider))
+    return [int(j) for j in rng.choice(fired, min(options.directions, len(fired)), replace=False)]
+
+
+def _locality(session, name, provider, starts, options, random_dirs):
+    """[starts, per_start] top-10 change and SAE feature share (None without an SAE)."""
+    sae = session.sae
+    k = options.exemplars
+    changes = np.full((len(starts), options.per_start), np.nan)
+    shares = np.full_like(changes, np.nan) if sae is not None else None
+    next_random = options.directions
+    for s, row in enumerate(starts):
+        q0 = Query((Term(1.0, "image", int(row)),))
+        v0 = session.vector(q0)
+        if name == "random":
+            ids = list(range(next_random, next_random + options.per_start))
+            next_random += options.per_start
+        else:
+            ids = [a.id for a in session.active_directions(options.per_start, mode=name, query=q0)]
+        top0 = set(session.ann.search(v0, k).rows.tolist())
+        code0 = sae.dense(sae.encode_query(v0)) if sae is not None else None
+        norm = float(np.linalg.norm(v0))
+        for t, j in enumerate(ids[: options.per_start]):
+            d = provider.vector(j)
+            v1 = v0 + np.float32(options.step_size * norm) * d
+            top1 = set(session.ann.search(v1, k).rows.tolist())
+            changes[s, t] = 1 - len(top0 & top1) / max(len(top0), 1)
+            if sae is not None:
+                delta = np.abs(sae.dense(sae.encode_query(v1)) - code0)
+                target = j if name == "sae" else int(np.argmax(np.abs(sae.decoder_rows @ d)))
+                total = float(delta.sum())
+                shares[s, t] = float(delta[target]) / total if total > 0 else 0.0
+    return changes, shares
