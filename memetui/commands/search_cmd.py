@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 
+from ..steer.query import WEIGHTED
 from .common import add_device_argument, add_index_argument, positive_int
-
-WEIGHTED = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)|[+-]):(.*)$", re.S)
-
-
-def parse_term(text: str) -> tuple[float, str]:
-    """Split `2:cat`, `-1:text`, `-:x` or `cat` into (weight, text)."""
-    match = WEIGHTED.match(text)
-    if not match:
-        return 1.0, text
-    weight, rest = match.groups()
-    return (float(weight + "1") if weight in "+-" else float(weight)), rest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,25 +30,16 @@ def take_extra_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Embed the terms, sum them with their weights and print the top-k images."""
-    import numpy as np
-
     from ..errors import UsageError
     from ..search import Session
+    from ..steer.query import Query
 
     if not args.terms and not args.image:
         raise UsageError("give at least one text term or --image PATH")
-    session = Session.open(args.index, device=args.device)
-    vector = np.zeros(session.store.dim, np.float32)
-    terms = []
-    for text in args.terms:
-        weight, value = parse_term(text)
-        vector += weight * session.text_vector(value)
-        terms.append({"weight": weight, "kind": "text", "value": value})
-    for text in args.image:
-        weight, value = parse_term(text)
-        vector += weight * session.image_vector(value)
-        terms.append({"weight": weight, "kind": "image", "value": value})
-    results = session.search(vector, args.k)
+    query = Query.from_cli(args.terms, args.image)
+    session = Session.open(args.index, device=args.device, sae=False)
+    results = session.search(session.vector(query), args.k)
+    terms = [{"weight": t.weight, "kind": t.kind, "value": t.value} for t in query.terms]
     if args.json:
         payload = {
             "index": str(session.store.path),
@@ -76,4 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
 def ascii_safe(text: str) -> str:
     """Escape control characters so a file name cannot drive the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    from ..steer.directions import safe_label
+
+    return safe_label(text)

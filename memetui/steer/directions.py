@@ -121,6 +121,7 @@ class SAEDirections:
         self.dim, self.n_latents, self.k = int(d), int(n), int(k)
         self.scale, self.input_norm, self.sae_name = float(scale), float(input_norm), sae_name
         self._w_enc = w_enc
+        self.b_enc, self.b_pre = b_enc, b_pre
         rows = np.ascontiguousarray(w_dec.T)  # [n, d]: a direction is one contiguous row
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         self._rows = rows / np.maximum(norms, 1e-12)
