@@ -200,3 +200,27 @@ def test_labels_with_control_characters_are_escaped(index_path):
         assert all(ch.isprintable() for ch in active.label), active.label
         assert "\\x1b" in active.label
     assert "\x1b" not in session.direction_label(("sae", 0))
+
+
+def test_compare_scores_every_provider_with_intervals(session):
+    from memetui.steer.compare import CompareOptions, compare
+
+    report = compare(session, CompareOptions(directions=8, starts=6, per_start=2, bootstrap=200))
+    assert [p.provider for p in report.providers] == ["sae", "pca", "random"]
+    for p in report.providers:
+        for iv in (p.coherence, p.top10_change, p.feature_share):
+            assert iv.low <= iv.mean <= iv.high and iv.n > 0
+        assert 0 <= p.top10_change.mean <= 1 and 0 <= p.feature_share.mean <= 1
+    assert set(report.to_dict()["providers"]) == {"sae", "pca", "random"}
+
+
+def test_compare_command_prints_table_and_writes_json(index_path, tmp_path, capsys):
+    from memetui.cli import main
+
+    out = tmp_path / "compare.json"
+    assert main(["compare", str(index_path), "--directions", "4", "--starts", "4", "--bootstrap", "50",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "coherence" in printed and "pca" in printed and "random rows" in printed
+    data = json.loads(out.read_text())
+    assert set(data["providers"]) == {"pca", "random"} and data["providers"]["pca"]["feature_share"] is None
