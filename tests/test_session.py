@@ -224,3 +224,35 @@ def test_compare_command_prints_table_and_writes_json(index_path, tmp_path, caps
     assert "coherence" in printed and "pca" in printed and "random rows" in printed
     data = json.loads(out.read_text())
     assert set(data["providers"]) == {"pca", "random"} and data["providers"]["pca"]["feature_share"] is None
+
+
+def write_sae_files(folder, name, dim, n=64, k=4, sha=None, seed=0):
+    """NAME.safetensors + NAME.json in the DESIGN's layout (W_enc, b_enc, W_dec, b_pre; d, k, s)."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    w_dec = rng.standard_normal((dim, n)).astype(np.float32)
+    w_dec /= np.linalg.norm(w_dec, axis=0, keepdims=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"W_enc": w_dec.T.copy(), "b_enc": np.zeros(n, np.float32), "W_dec": w_dec,
+               "b_pre": np.zeros(dim, np.float32)}, str(folder / f"{name}.safetensors"))
+    config = {"d": dim, "n_latents": n, "k": k, "s": 1.0, "labels": {"0": "zero\x1b[2J"}}
+    if sha:
+        config["model"] = {"sha256": sha}
+    (folder / f"{name}.json").write_text(json.dumps(config))
+
+
+def test_index_sae_files_load_and_misfits_are_refused(index_path):
+    from memetui.index.store import IndexStore
+
+    store = IndexStore.open(index_path)
+    write_sae_files(store.sae_dir, "good", store.dim, sha=store.model.sha256)
+    session = Session(store)
+    assert session.mode == "sae" and session.sae.n_latents == 64
+    assert session.direction_label(("sae", 0)) == "zero\\x1b[2J"
+    write_sae_files(store.sae_dir, "wide", store.dim + 8)
+    with pytest.raises(SAEError, match="trained on"):
+        Session(store, sae="wide")
+    write_sae_files(store.sae_dir, "other", store.dim, sha="f" * 64)
+    with pytest.raises(SAEError, match="another model"):
+        Session(store, sae="other")
