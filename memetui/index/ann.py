@@ -26,6 +26,26 @@ class Hits(NamedTuple):
     """[k] float32 dot products q·x."""
 
 
+def new_hnsw(dim: int, capacity: int, m: int = 16, ef_construction: int = 200):
+    """An empty hnswlib graph (space 'ip') with room for `capacity` rows; seeded, so builds repeat."""
+    import hnswlib
+
+    graph = hnswlib.Index(space="ip", dim=dim)
+    graph.init_index(max_elements=max(capacity, 1), M=m, ef_construction=ef_construction, random_seed=100)
+    return graph
+
+
+def add_to_hnsw(graph, embeddings: np.ndarray, start: int, threads: int, progress=None) -> None:
+    """Insert rows `start:` of `embeddings` into `graph` (labels = row numbers), in chunks."""
+    graph.set_num_threads(threads)
+    count = len(embeddings)
+    for lo in range(start, count, 10_000):
+        hi = min(lo + 10_000, count)
+        graph.add_items(np.asarray(embeddings[lo:hi], dtype=np.float32), np.arange(lo, hi))
+        if progress:
+            progress(hi - start, count - start)
+
+
 def load_hnsw(path: Path, dim: int, count: int, ef: int):
     """Load hnsw.bin for `count` rows of dimension `dim` (space 'ip')."""
     import hnswlib

@@ -298,9 +298,7 @@ class IndexBuilder:
         store.write_manifest()
 
     def _write_graph(self, embeddings: np.ndarray, old: int, hnsw_file: Path) -> None:
-        import hnswlib
-
-        from .ann import load_hnsw
+        from .ann import add_to_hnsw, load_hnsw, new_hnsw
 
         count, dim = embeddings.shape
         graph = None
@@ -308,23 +306,15 @@ class IndexBuilder:
             try:
                 graph = load_hnsw(hnsw_file, dim, old, 128)
                 graph.resize_index(max(count, 1))
+                status_changes = self._status_changed
             except Exception:
                 graph = None
         if graph is None:
-            graph = hnswlib.Index(space="ip", dim=dim)
-            graph.init_index(max_elements=max(count, 1), M=self.options.hnsw_m,
-                             ef_construction=self.options.hnsw_ef_construction, random_seed=100)
+            graph = new_hnsw(dim, count, self.options.hnsw_m, self.options.hnsw_ef_construction)
             old = 0
-            status_changes = {
-                row: status for row, status in self.store.db.execute("SELECT id, status FROM items WHERE status != 'ok'")
-            }
-        else:
-            status_changes = self._status_changed
-        graph.set_num_threads(self.options.workers)
-        for start in range(old, count, 10_000):
-            stop = min(start + 10_000, count)
-            graph.add_items(embeddings[start:stop].astype(np.float32), np.arange(start, stop))
-            self.progress("graph", stop - old, count - old)
+            status_changes = dict(self.store.db.execute("SELECT id, status FROM items WHERE status != 'ok'"))
+        add_to_hnsw(graph, embeddings, old, self.options.workers,
+                    lambda done, total: self.progress("graph", done, total))
         for row, status in status_changes.items():
             try:
                 graph.mark_deleted(row) if status == "missing" else graph.unmark_deleted(row)
