@@ -38,7 +38,9 @@ class BuildOptions:
     """Write 256 px WebP thumbnails to INDEX/thumbs (the TUI draws these instead of originals)."""
     thumb_size: int = 256
     hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
+    hnsw_ef_construction: int = 400
+    """400 rather than hnswlib's usual 200: recall@10 at ef=128 rises from 0.974 to 0.990 on
+    steered (off-manifold) queries at 100k x 512 (bench/bench_search.py)."""
 
 
 @dataclass

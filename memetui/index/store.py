@@ -84,7 +84,7 @@ class Manifest:
     count: int = 0
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
-    hnsw: dict = field(default_factory=lambda: {"M": 16, "ef_construction": 200, "ef_search": 128})
+    hnsw: dict = field(default_factory=lambda: {"M": 16, "ef_construction": 400, "ef_search": 128})
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict:
