@@ -1,0 +1,1 @@
+"""Top-k sparse autoencoders over index embeddings: model, trainer, metrics, labels, HTML export."""
