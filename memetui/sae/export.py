@@ -106,7 +106,8 @@ def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Se
     if paths_of is not None and wanted:
         for row, path in zip(wanted, paths_of(wanted)):
             name = f"{row}.jpg"
-            images[row] = (name if make_thumbnail(Path(path), thumbs / name) else None, Path(path).name)
+            label = "/".join(Path(path).parts[-2:])  # folder/file: enough to find it, short enough to show
+            images[row] = (name if make_thumbnail(Path(path), thumbs / name) else None, label)
     pages = [order[i:i + page_size] for i in range(0, len(order), page_size)] or [order]
     files = [out_dir / f"features-{p:03d}.html" for p in range(len(pages))]
     nav = "".join(f'<a href="{f.name}">{i * page_size}–{min((i + 1) * page_size, len(order)) - 1}</a>'

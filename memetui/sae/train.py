@@ -194,7 +194,12 @@ class StepStats(NamedTuple):
 
 def train_step(sae: TopKSAE, optimizer: torch.optim.Optimizer, x_tilde: torch.Tensor, tracker: DeadTracker,
                cfg: TrainConfig, k_aux: int, matmul_dtype) -> StepStats:
-    """One step on a normalised batch x̃ [B, d]: loss = FVU_batch + aux_weight · AuxK (both normalised)."""
+    """One step on a normalised batch x̃ [B, d]: loss = FVU_batch + aux_weight · AuxK (both normalised).
+
+    AuxK: the top-k_aux dead latents reconstruct the detached residual e = x̃ − x̂ as γ·ê with γ the
+    (detached, ≥ 0) least-squares gain. Without γ, dead latents' large activations overshoot e and
+    the loss pushes them further below zero, killing more latents (measured in the tests).
+    """
     dead = tracker.dead() if cfg.aux_weight > 0 else None
     acts, indices, aux_acts, aux_indices = topk_encode(x_tilde, sae.W_enc, sae.b_enc, sae.k, dead, k_aux, matmul_dtype,
                                                       cfg.aux_batch)
@@ -203,8 +208,10 @@ def train_step(sae: TopKSAE, optimizer: torch.optim.Optimizer, x_tilde: torch.Te
     loss, aux = fvu, torch.zeros(())
     if aux_indices.shape[1] > 0:  # dead latents reconstruct the (detached) residual
         residual = (x_tilde - x_hat).detach()[:aux_indices.shape[0]]
-        aux = (sparse_decode(aux_acts, aux_indices, sae.W_dec) - residual).pow(2).sum() / (
-            residual - residual.mean(0)).pow(2).sum()
+        e_hat = sparse_decode(aux_acts, aux_indices, sae.W_dec)
+        with torch.no_grad():  # least-squares gain: dead latents' acts are often far too large (or small)
+            gain = ((e_hat * residual).sum() / e_hat.pow(2).sum().clamp_min(1e-12)).clamp_min(0.0)
+        aux = (gain * e_hat - residual).pow(2).sum() / (residual - residual.mean(0)).pow(2).sum()
         loss = loss + cfg.aux_weight * aux
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

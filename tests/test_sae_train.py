@@ -1,0 +1,114 @@
+"""Trainer and metrics: hand-computed metrics, fixed split, AuxK vs dead latents, dictionary recovery, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from memetui.sae.metrics import (ReconstructionStats, dead_fraction, fire_counts, fvu, l0, mean_cosine,  # noqa: E402
+                                 mmcs)
+from memetui.sae.model import TopKSAE  # noqa: E402
+from memetui.sae.synthetic import sparse_dictionary_data  # noqa: E402
+from memetui.sae.train import TrainConfig, lr_at, open_training_data, save_result, split_rows, train  # noqa: E402
+
+X = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
+X_HAT = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
+
+
+def test_fvu_is_a_ratio_of_sums_around_the_global_mean():
+    # mean (2, 1); Σ‖x − x̄‖² = (1 + 1) + (1 + 1) = 4; Σ‖x − x̂‖² = 1 + 4 = 5
+    assert fvu(X, X_HAT) == pytest.approx(5 / 4)
+    assert fvu(X, X) == 0
+
+
+def test_l0_dead_fraction_and_cosine_match_hand_values():
+    assert l0(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])) == pytest.approx(1.5)
+    assert dead_fraction(torch.tensor([0, 3, 0, 1])) == pytest.approx(0.5)
+    # cos((1,0),(1,1)) = 1/√2; cos((3,2),(3,0)) = 3/√13
+    assert mean_cosine(X, X_HAT) == pytest.approx((2 ** -0.5 + 3 / 13 ** 0.5) / 2)
+    assert torch.equal(fire_counts(torch.tensor([[0, 2], [2, 1]]), torch.tensor([[1.0, 0.0], [2.0, 1.0]]), 4),
+                       torch.tensor([1, 1, 1, 0]))
+    assert mmcs(torch.eye(3), torch.tensor([[1.0, 0, 0], [1.0, 1.0, 0]])) == pytest.approx((1 + 2 ** -0.5) / 2)
+
+
+def test_streaming_stats_equal_the_pure_functions():
+    gen = torch.Generator().manual_seed(0)
+    x, x_hat = torch.randn(100, 8, generator=gen) + 1, torch.randn(100, 8, generator=gen)
+    acts, idx = torch.rand(100, 3, generator=gen), torch.randint(0, 10, (100, 3), generator=gen)
+    stats = ReconstructionStats(10)
+    for s in range(0, 100, 30):
+        stats.update(x[s:s + 30], x_hat[s:s + 30], acts[s:s + 30], idx[s:s + 30])
+    result = stats.result()
+    assert result.fvu == pytest.approx(fvu(x, x_hat))
+    assert result.mean_cosine == pytest.approx(mean_cosine(x, x_hat))
+    assert result.dead_fraction == dead_fraction(fire_counts(idx, acts, 10))
+
+
+def test_split_by_row_hash_is_fixed_and_disjoint():
+    rows = np.arange(10_000)
+    train1, val1 = split_rows(rows, 0.1)
+    train2, val2 = split_rows(rows[::-1].copy(), 0.1)
+    assert set(val1) == set(val2) and not set(train1) & set(val1)
+    assert len(val1) == pytest.approx(1000, abs=120)
+
+
+def test_warmup_then_linear_decay():
+    assert lr_at(0, 100, 1.0, 10, 0.2) == pytest.approx(0.1)
+    assert lr_at(50, 100, 1.0, 10, 0.2) == 1.0
+    assert lr_at(99, 100, 1.0, 10, 0.2) == pytest.approx(1 / 20)
+
+
+def test_learned_decoder_recovers_a_known_sparse_dictionary():
+    data = sparse_dictionary_data(12_000, d=32, atoms=48, active=3, zipf=0.0, mean_norm=0.0, noise=0.0, seed=1)
+    cfg = TrainConfig(n_latents=96, k=3, epochs=8, batch_size=256, lr=1e-2, matmul="fp32", seed=0)
+    result = train(open_training_data(data.x), cfg)
+    assert mmcs(result.sae.decoder_directions, torch.from_numpy(data.dictionary)) >= 0.95
+    assert result.metrics.fvu < 0.2
+
+
+def killing_data(n=8000, d=32, seed=0) -> np.ndarray:
+    """All variation in a 4-d subspace far from most random decoder directions: most latents die."""
+    gen = np.random.default_rng(seed)
+    basis = np.linalg.qr(gen.standard_normal((d, 4)))[0].T
+    return (gen.standard_normal((n, 4)) @ basis + 3 * basis[0]).astype(np.float32)
+
+
+def test_auxk_lowers_the_dead_fraction():
+    data = open_training_data(killing_data())
+    common = dict(n_latents=256, k=4, epochs=6, batch_size=256, lr=3e-3, decoder_init="random", matmul="fp32",
+                  dead_window=512, aux_batch=256)
+    without = train(data, TrainConfig(aux_weight=0.0, **common)).metrics.dead_fraction
+    with_aux = train(data, TrainConfig(aux_weight=1.0, **common)).metrics.dead_fraction
+    assert with_aux < without - 0.05
+
+
+def test_trains_from_a_memory_mapped_npy_and_writes_outputs(tmp_path):
+    file = tmp_path / "emb.npy"
+    np.save(file, sparse_dictionary_data(3000, d=16, atoms=32, active=2, seed=2).x.astype(np.float16))
+    data = open_training_data(file)
+    assert isinstance(data.array, np.memmap)
+    result = train(data, TrainConfig(n_latents=64, k=4, epochs=1, batch_size=128))
+    path = save_result(result, tmp_path / "out", "tiny")
+    for suffix in (".safetensors", ".json", ".metrics.json", ".curve.png"):
+        assert path.with_name(f"tiny{suffix}").is_file()
+    config = json.loads(path.with_suffix(".json").read_text())
+    assert config["k"] == 4 and config["metrics"]["fvu"] == result.metrics.fvu
+    assert TopKSAE.load(path).n_latents == 64
+
+
+def test_train_sae_command_on_embeddings(tmp_path, capsys):
+    from memetui.cli import main
+
+    file = tmp_path / "emb.npy"
+    np.save(file, sparse_dictionary_data(2000, d=16, atoms=32, active=2, seed=3).x)
+    code = main(["train-sae", "--embeddings", str(file), "--latents", "64", "--k", "4", "--batch", "128",
+                 "--name", "cli", "--out", str(tmp_path / "o")])
+    assert code == 0
+    assert (tmp_path / "o" / "cli.safetensors").is_file()
+    assert "validation: FVU" in capsys.readouterr().out
