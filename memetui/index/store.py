@@ -252,6 +252,12 @@ class IndexStore:
         root = self.root
         return [root / found[r] for r in rows]
 
+    def thumbnail(self, row: int) -> Path:
+        """The 256 px thumbnail of `row` when the build wrote one, else the original image."""
+        item = self.item(row)
+        thumb = self.thumbs_dir / item.sha256[:2] / f"{item.sha256}.webp"
+        return thumb if thumb.is_file() else item.path
+
     def live_mask(self) -> np.ndarray:
         """Boolean [N] mask of rows whose image is present (status 'ok')."""
         if self._live is None:

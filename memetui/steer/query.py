@@ -298,7 +298,7 @@ class QueryHistory:
 
     states: list[Query] = field(default_factory=lambda: [Query()])
     position: int = 0
-    limit: int = 1000
+    limit: int = 10_000
     """Oldest states are dropped beyond this many."""
 
     def __post_init__(self):

@@ -1,0 +1,36 @@
+"""`memetui [INDEX]`: open the Textual app on an index (default: the shipped sample index)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_device_argument, add_index_argument
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the app."""
+    from ..tui.images import GRAPHICS_MODES
+
+    add_index_argument(parser)
+    parser.add_argument("--sae", default=None, help="SAE name in INDEX/sae (default: the first one)")
+    parser.add_argument("--graphics", choices=GRAPHICS_MODES, default="auto",
+                        help="terminal image protocol (default: detect)")
+    parser.add_argument("--query", type=Path, default=None, metavar="FILE", help="start from a saved query JSON")
+    parser.add_argument("--no-history", action="store_true", help="do not restore the last session's query")
+    add_device_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the index, detect the terminal's graphics, run the app."""
+    from ..search import Session
+    from ..tui.images import detect_graphics
+
+    graphics = detect_graphics(args.graphics)  # before the app owns the terminal
+    session = Session.open(args.index, device=args.device, sae=args.sae)
+    from ..tui.app import MemeApp
+
+    app = MemeApp(session, graphics=graphics, query_file=args.query, device_name=args.device or "auto",
+                  restore_history=not args.no_history)
+    app.run()
+    return app.return_code or 0

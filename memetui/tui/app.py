@@ -1,0 +1,335 @@
+"""MemeApp: query bar, result grid, feature panel and status bar over one Session.
+
+Data flows one way: the app calls Session methods (on the UI thread, each ~1 ms) and asks a
+worker for results + active directions of a snapshot of the query. Every refresh bumps a
+generation counter; a worker whose generation is stale drops its answer, and
+`@work(exclusive=True)` cancels it, so a held key never queues stale searches.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.command import Hit, Hits, Provider
+from textual.containers import Horizontal
+from textual.widgets import Footer
+
+from ..errors import MemetuiError
+from ..search import Session
+from ..steer.directions import safe_label
+from ..steer.query import Query, QueryHistory
+from .images import ThumbnailCache
+from .keys import DEFAULT_KEYS, default_bindings, help_rows, load_keymap
+from .screens.detail import DetailScreen
+from .screens.help import HelpScreen
+from .widgets.feature_panel import FeaturePanel
+from .widgets.query_bar import QueryBar
+from .widgets.result_grid import ResultGrid, Tile
+from .widgets.status_bar import StatusBar
+
+RESULTS = 24
+DIRECTIONS = 12
+
+
+class ActionCommands(Provider):
+    """Command palette: every key-map action by its description."""
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        for _, keys, action, description, _ in DEFAULT_KEYS:
+            label = f"{description} ({keys.split(',')[0].replace('_', ' ')})"
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), partial(app.run_action, action), help=action)
+
+
+class MemeApp(App):
+    """Find images by steering a CLIP query along SAE / PCA / random directions."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "memetui"
+    BINDINGS = default_bindings()
+    COMMANDS = App.COMMANDS | {ActionCommands}
+
+    def __init__(self, session: Session, graphics: str = "halfblock", query_file: Path | None = None,
+                 device_name: str = "cpu", restore_history: bool = True):
+        super().__init__()
+        self.session = session
+        self.cache = ThumbnailCache("text" if graphics == "text" else "halfblock")
+        self.graphics = graphics
+        self.device_name = device_name
+        self.query_file = query_file
+        self.restore_history = restore_history
+        self.generation = 0
+        self.results_shown = 0
+        """Completed result refreshes (tests and benchmarks wait on this)."""
+        self.start_query: Query | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield QueryBar()
+        with Horizontal(id="main"):
+            yield ResultGrid(self.cache, id="grid")
+            yield FeaturePanel(id="panel")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        keymap = load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+        self._keymap = keymap
+        self.query_one(FeaturePanel).focus()
+        try:
+            self._initial_query()
+        except MemetuiError as exc:
+            self.notify(str(exc), severity="error")
+        self.start_query = self.session.query
+        self.refresh_view()
+
+    def _initial_query(self) -> None:
+        session = self.session
+        if self.query_file is not None:
+            session.load_query(self.query_file)
+        elif self.restore_history:
+            try:
+                session.load_history()
+            except MemetuiError:
+                pass
+        if not session.query.terms and session.store.count:
+            session.add_image(int(session.store.live_mask().argmax()))
+        session.history = QueryHistory(states=[session.query])  # undo stops at the start query
+
+    def on_unmount(self) -> None:
+        try:
+            self.session.save_history()
+        except (MemetuiError, OSError):
+            pass
+
+    # -- the one refresh path ----------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        """Redraw query and status now; fetch results and directions in a worker."""
+        self.generation += 1
+        session = self.session
+        self.query_one(QueryBar).show_query(session.query.describe() or "(empty)")
+        self._show_status(busy=True)
+        self._search(self.generation, session.query, session.mode)
+
+    @work(thread=True, exclusive=True, group="search")
+    def _search(self, generation: int, query: Query, mode: str) -> None:
+        try:
+            results = self.session.results(RESULTS, query=query)
+            directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
+        except MemetuiError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
+        if generation == self.generation:
+            self.call_from_thread(self._apply, generation, tiles, directions)
+
+    def _apply(self, generation: int, tiles: list[Tile], directions) -> None:
+        if generation != self.generation:
+            return  # a newer keypress superseded this search
+        self.query_one(ResultGrid).set_tiles(tiles)
+        selected = self.session.selected
+        self.query_one(FeaturePanel).set_directions(
+            self.session.mode, directions,
+            selected.id if selected is not None and selected.provider == self.session.mode else None)
+        self.results_shown += 1
+        self._show_status()
+
+    def _show_status(self, busy: bool = False) -> None:
+        session = self.session
+        device = str(session.embedder.device) if session.embedder_loaded else self.device_name
+        self.query_one(StatusBar).show(images=int(session.store.live_mask().sum()), device=device,
+                                       mode=session.mode, step=session.step_size,
+                                       search_ms=session.last_search_ms, busy=busy,
+                                       undo=session.history.position)
+
+    def _guard(self, fn, *args):
+        """Run a Session edit; turn engine errors into a notification; refresh on success."""
+        try:
+            fn(*args)
+        except MemetuiError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.refresh_view()
+
+    # -- messages ----------------------------------------------------------------------------------
+    def on_query_bar_submitted(self, message: QueryBar.Submitted) -> None:
+        self.query_one(FeaturePanel).focus()
+        self._embed_then_set(message.text)
+
+    @work(thread=True, exclusive=True, group="embed")
+    def _embed_then_set(self, text: str) -> None:
+        from ..steer.query import parse_weighted
+
+        self.call_from_thread(self._show_status, True)
+        try:  # the slow part (CLIP load on first use, then ~ms per text) runs off the UI thread
+            for part in text.split():
+                self.session.text_vector(parse_weighted(part)[1])
+            self.session.text_vector(text)
+        except MemetuiError:
+            pass
+        self.call_from_thread(self._set_text, text)
+
+    def _set_text(self, text: str) -> None:
+        self._guard(self.session.set_text, text)
+
+    def on_feature_panel_highlighted(self, message: FeaturePanel.Highlighted) -> None:
+        if self.session.selected != (self.session.mode, message.direction.id):
+            try:
+                self.session.select_direction(message.direction.id)
+            except MemetuiError:
+                return
+            self.query_one(FeaturePanel).selected_id = message.direction.id
+            self.query_one(FeaturePanel).refresh()
+
+    def on_result_grid_opened(self, message: ResultGrid.Opened) -> None:
+        self.action_detail()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_edit_query(self) -> None:
+        """`/`: type a text query."""
+        self.query_one(QueryBar).start_editing()
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and self.query_one(QueryBar).editing:
+            self.query_one(QueryBar).stop_editing()
+            self.query_one(FeaturePanel).focus()
+            event.stop()
+
+    def action_add_image(self, weight: int) -> None:
+        """`i` / `-`: add the selected image as a positive / negative term."""
+        tile = self.query_one(ResultGrid).selected
+        if tile is None:
+            self.notify("no image selected", severity="warning")
+            return
+        self._guard(self.session.add_image, tile.row, float(weight))
+
+    def action_move_direction(self, delta: int) -> None:
+        """`j` / `k`: highlight the next / previous direction."""
+        self.query_one(FeaturePanel).action_move(delta)
+
+    def action_step(self, sign: int) -> None:
+        """`l` / `h`: step the query forward / back along the highlighted direction."""
+        panel = self.query_one(FeaturePanel)
+        if panel.highlighted is not None and self.session.selected != (self.session.mode, panel.highlighted.id):
+            try:
+                self.session.select_direction(panel.highlighted.id)
+            except MemetuiError:
+                pass
+        self._guard(self.session.step, sign)
+
+    def action_cycle_mode(self) -> None:
+        """`m`: sae → pca → random."""
+        self._guard(self.session.cycle_mode)
+
+    def action_new_random(self) -> None:
+        """`n`: a new random direction (switches to random mode)."""
+        self._guard(self.session.new_random_direction)
+
+    def action_step_size(self, direction: int) -> None:
+        """`[` / `]`: smaller / larger steps."""
+        (self.session.grow_step if direction > 0 else self.session.shrink_step)()
+        self._show_status()
+
+    def action_undo(self) -> None:
+        """`u`: undo the last query change."""
+        if self.session.undo():
+            self.refresh_view()
+        else:
+            self.notify("nothing to undo", timeout=1.5)
+
+    def action_redo(self) -> None:
+        """`ctrl+r`: redo."""
+        if self.session.redo():
+            self.refresh_view()
+        else:
+            self.notify("nothing to redo", timeout=1.5)
+
+    def action_toggle_focus(self) -> None:
+        """`tab`: move focus between the feature panel and the grid."""
+        bar = self.query_one(QueryBar)
+        if bar.editing:
+            bar.stop_editing()
+        grid, panel = self.query_one(ResultGrid), self.query_one(FeaturePanel)
+        (panel if grid.has_focus else grid).focus()
+
+    def action_detail(self) -> None:
+        """`enter`: the selected result, large, with its top SAE features."""
+        tile = self.query_one(ResultGrid).selected
+        if tile is None:
+            return
+        session = self.session
+        features = []
+        if session.sae is not None:
+            try:
+                features = session.active_directions(8, mode="sae", query=_image_query(tile.row))
+            except MemetuiError:
+                features = []
+        item = session.store.item(tile.row)
+        info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
+                "row": str(tile.row), "sha256": item.sha256[:16]}
+        self.push_screen(DetailScreen(self.cache, tile.path, info, features))
+
+    def action_copy_path(self) -> None:
+        """`y`: copy the selected image's path (OSC 52, works over SSH)."""
+        tile = self.query_one(ResultGrid).selected
+        if tile is not None:
+            self.copy_to_clipboard(str(tile.path))
+            self.notify(f"copied {safe_label(tile.path.name)}", timeout=2)
+
+    def action_open_original(self) -> None:
+        """`o`: open the original with the system viewer when there is a display; else show its path."""
+        tile = self.query_one(ResultGrid).selected
+        if tile is None:
+            return
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        has_display = sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if has_display and shutil.which(opener):
+            subprocess.Popen([opener, str(tile.path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.notify(f"opening {safe_label(tile.path.name)}", timeout=2)
+        else:
+            self.notify(f"no display: {safe_label(str(tile.path))}", timeout=6)
+
+    def action_bookmark(self) -> None:
+        """`b`: bookmark the current query (saved across runs)."""
+        try:
+            name = self.session.bookmark()
+        except (MemetuiError, OSError) as exc:
+            self.notify(f"bookmark failed: {exc}", severity="error")
+            return
+        self.notify(f"bookmarked: {safe_label(name)}", timeout=2)
+
+    def action_export(self) -> None:
+        """`e`: export the current results + query as JSON into the data folder."""
+        from ..paths import user_data_dir
+
+        target = user_data_dir() / "exports" / time.strftime("memetui-%Y%m%d-%H%M%S.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.session.export(target)
+        except (MemetuiError, OSError) as exc:
+            self.notify(f"export failed: {exc}", severity="error")
+            return
+        self.notify(f"exported to {safe_label(str(target))}", timeout=4)
+
+    def action_help(self) -> None:
+        """`?`: the key map."""
+        self.push_screen(HelpScreen(help_rows(self._keymap)))
+
+
+def _image_query(row: int) -> Query:
+    from ..steer.query import Term
+
+    return Query().add(Term(1.0, "image", row))

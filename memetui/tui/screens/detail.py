@@ -1,0 +1,80 @@
+"""DetailScreen: one result large, with its path, size, score and top SAE features."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
+
+from ...steer.directions import ActiveDirection, safe_label
+from ..images import ThumbnailCache
+
+
+class LargeImage(Widget):
+    """An image rendered to fill the widget (in a worker), from the shared cache."""
+
+    DEFAULT_CSS = "LargeImage { width: 1fr; height: 1fr; }"
+
+    def __init__(self, cache: ThumbnailCache, path, **kwargs):
+        super().__init__(**kwargs)
+        self.cache, self.path = cache, path
+        self._strips: list[Strip] | None = None
+
+    def on_resize(self) -> None:
+        self._strips = None
+        self._render_image(self.size.width, self.size.height)
+
+    @work(thread=True, exclusive=True)
+    def _render_image(self, width: int, height: int) -> None:
+        if width > 0 and height > 0:
+            self._strips = self.cache.render(self.path, width, height)
+            self.app.call_from_thread(self.refresh)
+
+    def render_line(self, y: int) -> Strip:
+        """The y-th line of the rendered image (blank until ready)."""
+        if self._strips and y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width)
+
+
+class DetailScreen(ModalScreen[None]):
+    """Large view of one result; esc or q returns to the grid."""
+
+    DEFAULT_CSS = """
+    DetailScreen { align: center middle; }
+    DetailScreen > Horizontal { width: 95%; height: 90%; border: round $accent; background: $surface; }
+    DetailScreen #detail-info { width: 46; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape,q,enter", "dismiss", "back")]
+    """esc, q or enter return to the grid."""
+
+    def __init__(self, cache: ThumbnailCache, path, info: dict, features: list[ActiveDirection]) -> None:
+        super().__init__()
+        self.cache, self.path, self.info, self.features = cache, path, info, features
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append("path\n", style="bold")
+        text.append(safe_label(str(self.path)) + "\n\n")
+        for key, value in self.info.items():
+            text.append(f"{key:<8}", style="bold")
+            text.append(f"{safe_label(value)}\n")
+        text.append("\ntop SAE features\n", style="bold")
+        for feature in self.features:
+            text.append(f"{feature.id:>5} {feature.value:6.2f}  {safe_label(feature.label)}\n")
+        if not self.features:
+            text.append("(no SAE for this index)\n", style="dim")
+        with Horizontal():
+            yield LargeImage(self.cache, self.path)
+            with Vertical(id="detail-info"):
+                yield Static(text)
+
+    def action_dismiss(self) -> None:
+        """Back to the grid."""
+        self.dismiss(None)

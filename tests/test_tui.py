@@ -1,0 +1,178 @@
+"""Pilot tests of the Textual app on a small real index (no mocks: real Session, real SAE)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from memetui.search import Session
+
+
+@pytest.fixture
+def index_with_sae(tiny_index):
+    """A 40-image index with a small trained SAE."""
+    from memetui.cli import main
+
+    path = tiny_index(40)
+    assert main(["train-sae", str(path), "--latents", "64", "--k", "4", "--epochs", "3", "--batch", "16",
+                 "--name", "tiny", "--device", "cpu"]) == 0
+    return path
+
+
+def make_app(index, **kwargs):
+    from memetui.tui.app import MemeApp
+
+    return MemeApp(Session.open(index, device="cpu"), graphics="halfblock", restore_history=False, **kwargs)
+
+
+async def settle(pilot, app, shown_before=None):
+    """Wait until the worker has shown results newer than `shown_before`."""
+    for _ in range(400):
+        await pilot.pause(0.01)
+        if app.results_shown > (shown_before if shown_before is not None else 0) and not app.workers._workers:
+            return
+    raise AssertionError("results never arrived")
+
+
+async def test_start_shows_grid_panel_and_status(index_with_sae):
+    from memetui.tui.widgets.feature_panel import FeaturePanel
+    from memetui.tui.widgets.result_grid import ResultGrid
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        grid, panel = app.query_one(ResultGrid), app.query_one(FeaturePanel)
+        assert len(grid.tiles) >= 12 and panel.directions
+        assert app.session.mode == "sae"
+        assert grid.tiles[0].score >= grid.tiles[-1].score
+
+
+async def test_typing_a_query_shows_its_results(index_with_sae):
+    from memetui.tui.widgets.result_grid import ResultGrid
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        shown = app.results_shown
+        await pilot.press("slash", *"red", "enter")
+        await settle(pilot, app, shown)
+        for _ in range(300):
+            await pilot.pause(0.01)
+            if app.session.query.describe().find("red") >= 0 and app.results_shown > shown:
+                break
+        expected = [r.row for r in app.session.results(24)]
+        await settle(pilot, app, shown)
+        assert "red" in app.session.query.describe()
+        assert [t.row for t in app.query_one(ResultGrid).tiles] == expected
+
+
+async def test_step_changes_query_and_undo_restores(index_with_sae):
+    from memetui.tui.widgets.result_grid import ResultGrid
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        start_query, start_rows = app.session.query, [t.row for t in app.query_one(ResultGrid).tiles]
+        start_vector = app.session.vector().copy()
+        for _ in range(6):
+            shown = app.results_shown
+            await pilot.press("l")
+            await settle(pilot, app, shown)
+        assert app.session.query != start_query
+        assert "sae" in app.session.query.describe() or "direction" in json.dumps(app.session.query.to_dict())
+        assert [t.row for t in app.query_one(ResultGrid).tiles] != start_rows
+        for _ in range(6):
+            shown = app.results_shown
+            await pilot.press("u")
+            await settle(pilot, app, shown)
+        assert app.session.query == start_query
+        np.testing.assert_array_equal(app.session.vector(), start_vector)
+        assert [t.row for t in app.query_one(ResultGrid).tiles] == start_rows
+
+
+async def test_mode_cycles_sae_pca_random(index_with_sae):
+    from memetui.tui.widgets.feature_panel import FeaturePanel
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        seen = []
+        for _ in range(3):
+            shown = app.results_shown
+            await pilot.press("m")
+            await settle(pilot, app, shown)
+            seen.append((app.session.mode, app.query_one(FeaturePanel).mode))
+        assert seen == [("pca", "pca"), ("random", "random"), ("sae", "sae")]
+
+
+async def test_help_and_detail_screens(index_with_sae):
+    from memetui.tui.screens.detail import DetailScreen
+    from memetui.tui.screens.help import HelpScreen
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("tab", "right", "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DetailScreen)
+        assert app.screen.path.name.endswith(".png") and app.screen.features
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_bookmarks_persist_across_runs(index_with_sae):
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("l", "b")
+        await pilot.pause(0.1)
+        query = app.session.query
+    later = Session.open(index_with_sae, device="cpu")
+    assert query in later.bookmarks().values()
+
+
+async def test_file_names_with_escape_sequences_are_shown_escaped(tiny_model_dir, tiny_index, tmp_path):
+    from conftest import make_image
+
+    from memetui.tui.widgets.result_grid import ResultGrid
+
+    images = tmp_path / "evil"
+    for i in range(3):
+        make_image(images / f"ok{i}.png", seed=i)
+    make_image(images / "bad\x1b[31mred\x07.png", seed=9)
+    index = tiny_index(images=images, index=tmp_path / "evil-index")
+    app = make_app(index)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        lines = [app.query_one(ResultGrid).render_line(y).text for y in range(40)]
+        joined = "\n".join(lines)
+        assert "\x1b" not in joined and "\x07" not in joined
+        assert "\\x1b[31mred" in joined
+
+
+async def test_fuzz_2000_keys_then_undo_returns_to_start(index_with_sae):
+    keys = list("ijklhmnu[]-yb") + ["ctrl+r", "tab", "up", "down", "left", "right", "question_mark", "escape",
+                                     "enter", "escape"]
+    rng = random.Random(0)
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        start = app.session.query
+        for i in range(2000):
+            await pilot.press(rng.choice(keys))
+            if i % 100 == 0:
+                await pilot.pause(0.01)
+        while not isinstance(app.screen, type(app.get_default_screen())):
+            await pilot.press("escape")
+        for _ in range(20000):
+            if not app.session.history.can_undo:
+                break
+            await pilot.press("u")
+        assert app.session.query == start
