@@ -64,8 +64,8 @@ class TrainConfig:
     """torch device (None = cuda > mps > cpu)."""
     pre_bias: Literal["median", "mean"] = "median"
     """b_pre initialisation: geometric median or mean of a sample of training rows."""
-    decoder_init: Literal["data", "random"] = "data"
-    """Decoder initialisation: unit directions of random centred samples, or Gaussian."""
+    decoder_init: Literal["data", "random"] = "random"
+    """Decoder initialisation: Gaussian (default; measured better), or unit directions of centred samples."""
     matmul: Literal["auto", "fp32", "bf16"] = "auto"
     """Encoder matmul precision for latent selection; auto = bf16 where measured faster (CUDA/AVX512-BF16)."""
     fused_adam: bool | None = None
