@@ -71,3 +71,15 @@ def test_labels_pick_the_closest_vocabulary_entries_and_strip_control_characters
     labels = label_directions(np.eye(4, 6)[[2, 0]], vocab, emb, top=2, remove_mean=False)
     assert labels[0][0] == "car" and labels[1][0] == "cat[31m"
     assert clean_label("a\x00b\tc\u200bd") == "ab cd"
+
+
+def test_features_command_writes_pages_for_the_index_sae(tmp_path, capsys):
+    from memetui.cli import main
+
+    store = image_index(tmp_path)
+    sae = TopKSAE(16, 24, 3)
+    sae.init_from_data_(torch.from_numpy(store.embeddings.astype(np.float32)))
+    sae.meta["model"] = {"name": "tiny", "pretrained": None, "dim": 16, "sha256": store.model.sha256}
+    sae.save(store.sae_dir / "s")
+    assert main(["features", str(store.path), "--out", str(tmp_path / "html")]) == 0
+    assert (tmp_path / "html" / "features-000.html").is_file() and "wrote 1 page" in capsys.readouterr().out
