@@ -73,19 +73,23 @@ def make_image_folder(folder: Path, count: int = 24) -> Path:
     return folder
 
 
-@pytest.fixture
-def tiny_index(tiny_model_dir, tmp_path):
-    """Factory: build an index over `count` generated images; returns the index folder."""
+def build_tiny_index(images: Path, index: Path) -> Path:
+    """Index `images` into `index` with the tiny model (MEMETUI_MODELS must point at it)."""
     from memetui.embed import Embedder
     from memetui.index.build import BuildOptions, IndexBuilder, open_or_create
 
+    embedder = Embedder(TINY_MODEL, f"{TINY_MODEL}.safetensors", device="cpu")
+    store = open_or_create(index, images, embedder)
+    IndexBuilder(store, embedder, BuildOptions(batch_size=8, workers=2)).run()
+    store.close()
+    return index
+
+
+@pytest.fixture
+def tiny_index(tiny_model_dir, tmp_path):
+    """Factory: build an index over `count` generated images; returns the index folder."""
+
     def build(count: int = 24, images: Path | None = None, index: Path | None = None) -> Path:
-        images = images or make_image_folder(tmp_path / "images", count)
-        index = index or tmp_path / "index"
-        embedder = Embedder(TINY_MODEL, f"{TINY_MODEL}.safetensors", device="cpu")
-        store = open_or_create(index, images, embedder)
-        IndexBuilder(store, embedder, BuildOptions(batch_size=8, workers=2)).run()
-        store.close()
-        return index
+        return build_tiny_index(images or make_image_folder(tmp_path / "images", count), index or tmp_path / "index")
 
     return build

@@ -107,3 +107,28 @@ def test_random_directions_unit_and_reproducible_by_seed():
     new = a.new()
     assert new == b.new() and a.candidates[0] == new
     assert [d.id for d in a.active(np.ones(32), 3)] == [new, new - 1, new - 2]
+
+
+def test_fast_query_encoder_matches_topk_sae_encode():
+    """The steering encoder (cached projections) lists exactly TopKSAE.encode's top-k."""
+    import torch
+
+    from memetui.sae.model import TopKSAE
+    from memetui.steer.directions import SAEDirections
+
+    rng = np.random.default_rng(3)
+    sae = TopKSAE(32, 128, 8, seed=1)
+    sample = torch.from_numpy(rng.standard_normal((256, 32)).astype(np.float32))
+    sample = sample / sample.norm(dim=1, keepdim=True)
+    sae.init_from_data_(sample, pre_bias="mean", decoder="random")
+    directions = SAEDirections.from_sae(sae)
+    for _ in range(10):
+        q = rng.standard_normal(32).astype(np.float32)
+        x = torch.from_numpy(q / np.linalg.norm(q) * sae.input_norm).unsqueeze(0)
+        with torch.no_grad():
+            code = sae.encode(x)
+        expected = {int(i): float(a) for a, i in zip(code.acts[0], code.indices[0]) if a > 0}
+        listed = {d.id: d.value for d in directions.active(q, n=8)}
+        assert set(listed) == set(expected)
+        for i, value in listed.items():
+            assert value == pytest.approx(expected[i], rel=1e-4, abs=1e-5)

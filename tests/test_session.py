@@ -227,19 +227,12 @@ def test_compare_command_prints_table_and_writes_json(index_path, tmp_path, caps
 
 
 def write_sae_files(folder, name, dim, n=64, k=4, sha=None, seed=0):
-    """NAME.safetensors + NAME.json in the DESIGN's layout (W_enc, b_enc, W_dec, b_pre; d, k, s)."""
-    from safetensors.numpy import save_file
+    """A real TopKSAE checkpoint (NAME.safetensors + NAME.json) with a hostile label on latent 0."""
+    from memetui.sae.model import TopKSAE
 
-    rng = np.random.default_rng(seed)
-    w_dec = rng.standard_normal((dim, n)).astype(np.float32)
-    w_dec /= np.linalg.norm(w_dec, axis=0, keepdims=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({"W_enc": w_dec.T.copy(), "b_enc": np.zeros(n, np.float32), "W_dec": w_dec,
-               "b_pre": np.zeros(dim, np.float32)}, str(folder / f"{name}.safetensors"))
-    config = {"d": dim, "n_latents": n, "k": k, "s": 1.0, "labels": {"0": "zero\x1b[2J"}}
-    if sha:
-        config["model"] = {"sha256": sha}
-    (folder / f"{name}.json").write_text(json.dumps(config))
+    labels = [["zero\x1b[2J"]] + [[f"w{i}"] for i in range(1, n)]
+    sae = TopKSAE(dim, n, k, meta={"model": {"sha256": sha}} if sha else {}, labels=labels, seed=seed)
+    sae.save(folder / name)
 
 
 def test_index_sae_files_load_and_misfits_are_refused(index_path):
@@ -251,8 +244,8 @@ def test_index_sae_files_load_and_misfits_are_refused(index_path):
     assert session.mode == "sae" and session.sae.n_latents == 64
     assert session.direction_label(("sae", 0)) == "zero\\x1b[2J"
     write_sae_files(store.sae_dir, "wide", store.dim + 8)
-    with pytest.raises(SAEError, match="trained on"):
+    with pytest.raises(SAEError, match="has dimension"):
         Session(store, sae="wide")
     write_sae_files(store.sae_dir, "other", store.dim, sha="f" * 64)
-    with pytest.raises(SAEError, match="another model"):
+    with pytest.raises(SAEError, match="was trained on model"):
         Session(store, sae="other")

@@ -131,40 +131,13 @@ class SAEDirections:
         self._labels = labels
 
     @classmethod
-    def from_sae(cls, sae, labels=None, sae_name: str = "sae") -> "SAEDirections":
+    def from_sae(cls, sae, sae_name: str = "sae") -> "SAEDirections":
         """Wrap a memetui.sae.model.TopKSAE (reads its weights once; keeps no autograd graph)."""
-        import torch
+        def array(tensor) -> np.ndarray:
+            return tensor.detach().float().cpu().numpy()
 
-        def get(*names):
-            for name in names:
-                obj = sae
-                for part in name.split("."):
-                    obj = getattr(obj, part, None)
-                    if obj is None:
-                        break
-                if obj is not None:
-                    return obj.detach().float().cpu().numpy() if isinstance(obj, torch.Tensor) else obj
-            raise SAEError(f"SAE object lacks any of {names}")
-
-        w_enc = get("W_enc", "encoder.weight")
-        w_dec = get("W_dec", "decoder.weight")
-        d = w_dec.shape[0] if w_dec.shape[0] != w_enc.shape[0] else w_dec.shape[1]
-        if w_enc.shape[0] == d:  # stored [d, n]
-            w_enc = w_enc.T
-        if w_dec.shape[0] != d:
-            w_dec = w_dec.T
-        config = getattr(sae, "config", None) or getattr(sae, "cfg", None)
-        def cfg(name, default):
-            for source in (sae, config):
-                value = getattr(source, name, None) if source is not None else None
-                if value is None and isinstance(source, Mapping):
-                    value = source.get(name)
-                if value is not None:
-                    return float(value.item() if hasattr(value, "item") else value)
-            return default
-        return cls(w_enc, get("b_enc", "encoder.bias"), get("b_pre", "pre_bias"), w_dec,
-                   k=int(cfg("k", 32)), scale=cfg("scale", cfg("s", 1.0)), input_norm=cfg("input_norm", 1.0),
-                   labels=labels if labels is not None else getattr(sae, "labels", None), sae_name=sae_name)
+        return cls(array(sae.W_enc), array(sae.b_enc), array(sae.b_pre), array(sae.W_dec).T, k=sae.k,
+                   scale=sae.scale, input_norm=sae.input_norm, labels=sae.labels, sae_name=sae_name)
 
     def __len__(self) -> int:
         return self.n_latents
@@ -263,88 +236,15 @@ def load_sae_directions(store, name: str | Path | None = None) -> SAEDirections 
     name None: the index's first SAE, or None when it has none. Raises SAEError when the SAE is
     missing, corrupt, or does not fit the index (dimension, model).
     """
+    from ..sae.model import load_for_index
+
     if name is None:
         names = store.sae_names()
         if not names:
             return None
         name = names[0]
-    path = Path(name)
-    if path.suffix in (".json", ".safetensors") or path.is_absolute() or len(path.parts) > 1:
-        path = path.with_suffix("")
-    else:
-        path = store.sae_dir / str(name)
-    if not path.with_suffix(".json").is_file() or not path.with_suffix(".safetensors").is_file():
-        raise SAEError(f"no SAE {name!r} (looked for {path}.json and {path}.safetensors)")
-    config = _read_config(path.with_suffix(".json"))
-    _check_fits(config, store, path.name)
-    try:
-        from ..sae import model as sae_model
-    except ImportError:  # SAE package absent: read the files directly
-        sae_model = None
-    if sae_model is not None and hasattr(sae_model, "TopKSAE"):
-        loader = getattr(sae_model, "load_for_index", None)
-        sae = loader(path, store) if loader is not None else sae_model.TopKSAE.load(path)
-        labels = getattr(sae, "labels", None)
-        directions = SAEDirections.from_sae(sae, labels=labels if labels is not None else config.get("labels"),
-                                            sae_name=path.name)
-    else:
-        directions = _directions_from_files(path, config)
-    if directions.dim != store.dim:
-        raise SAEError(f"SAE {path.name} has dimension {directions.dim}, the index {store.dim}")
-    return directions
-
-
-def _read_config(path: Path) -> dict:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SAEError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise SAEError(f"{path}: not a JSON object")
-    return data
-
-
-def _check_fits(config: dict, store, name: str) -> None:
-    """SAEError unless the SAE's recorded dimension and CLIP model match the index."""
-    dim = config.get("d", config.get("dim"))
-    if dim is not None and dim != store.dim:
-        raise SAEError(f"SAE {name} was trained on {dim}-d vectors; the index has {store.dim}-d embeddings")
-    model = config.get("model")
-    sha = model.get("sha256") if isinstance(model, dict) else config.get("model_sha256")
-    if sha and sha != store.model.sha256:
-        raise SAEError(f"SAE {name} was trained on embeddings of another model ({str(sha)[:12]}, "
-                       f"index {store.model.sha256[:12]})")
-
-
-def _directions_from_files(path: Path, config: dict) -> SAEDirections:
-    """Read NAME.safetensors (+ NAME.json) without the SAE package: W_enc, b_enc, W_dec, b_pre."""
-    from safetensors.numpy import load_file
-
-    try:
-        tensors = load_file(str(path.with_suffix(".safetensors")))
-    except Exception as exc:  # safetensors raises SafetensorError, OSError, ValueError
-        raise SAEError(f"cannot read {path}.safetensors: {exc}") from None
-
-    def pick(*names, default=None):
-        for name in names:
-            if name in tensors:
-                return tensors[name].astype(np.float32)
-        if default is not None:
-            return np.asarray(default, np.float32)
-        raise SAEError(f"{path}.safetensors lacks any of {names}")
-
-    w_enc, w_dec = pick("W_enc", "encoder.weight"), pick("W_dec", "decoder.weight")
-    d = int(config.get("d") or min(w_dec.shape))
-    w_enc = w_enc.T if w_enc.shape[0] == d and w_enc.shape[1] != d else w_enc
-    w_dec = w_dec if w_dec.shape[0] == d else w_dec.T
-    b_enc = pick("b_enc", "encoder.bias", default=np.zeros(w_enc.shape[0]))
-    b_pre = pick("b_pre", "pre_bias", default=config.get("b_pre", np.zeros(d)))
-    return SAEDirections(w_enc, b_enc, b_pre, w_dec, k=int(config.get("k", 32)),
-                         scale=float(config.get("s", config.get("scale", 1.0))),
-                         input_norm=float(config.get("input_norm", 1.0)), labels=config.get("labels"),
-                         sae_name=path.name)
+    sae = load_for_index(name, store)
+    return SAEDirections.from_sae(sae, sae_name=Path(name).name.removesuffix(".json").removesuffix(".safetensors"))
 
 
 # -- PCA ---------------------------------------------------------------------------------------
