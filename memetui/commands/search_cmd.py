@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..steer.directions import safe_label
 from ..steer.query import WEIGHTED
 from .common import add_device_argument, add_index_argument, positive_int
 
@@ -50,12 +51,6 @@ def run(args: argparse.Namespace) -> int:
         print()
         return 0
     for r in results:
-        print(f"{r.rank:3d}  {r.score:+.4f}  {ascii_safe(str(r.path))}")
+        print(f"{r.rank:3d}  {r.score:+.4f}  {safe_label(str(r.path))}")
     return 0
 
-
-def ascii_safe(text: str) -> str:
-    """Escape control characters so a file name cannot drive the terminal."""
-    from ..steer.directions import safe_label
-
-    return safe_label(text)
