@@ -385,7 +385,8 @@ def open_or_create(index_path: Path, images_root: Path, embedder) -> IndexStore:
         if store.root.resolve() != images_root.resolve():
             raise UsageError(f"index {index_path} indexes {store.root}, not {images_root}: use another --index")
         return store
-    if index_path.exists() and any(index_path.iterdir()):
+    inside = images_root.resolve().is_relative_to(index_path.resolve())  # a shipped index holds its images
+    if index_path.exists() and any(index_path.iterdir()) and not inside:
         raise IndexNotFoundError(f"{index_path} exists, is not empty and is not a memetui index")
     root = images_root.resolve()
     try:  # an index stored inside or beside its images stays valid when the folder moves
