@@ -183,7 +183,8 @@ class MemeApp(App):
         self.call_from_thread(self._set_text, text)
 
     def _set_text(self, text: str) -> None:
-        self._guard(self.session.set_text, text)
+        """A typed query starts a new search (undo brings the old one back)."""
+        self._guard(self.session.set_query, Query().set_text(text))
 
     def on_feature_panel_highlighted(self, message: FeaturePanel.Highlighted) -> None:
         if self.session.selected != (self.session.mode, message.direction.id):
