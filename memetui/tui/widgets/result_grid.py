@@ -87,11 +87,14 @@ class ResultGrid(Widget, can_focus=True):
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
-        for tile in tiles:
-            if worker.is_cancelled:
-                return
-            self.cache.render(tile.thumb, self.tile_width, self.image_height, tile.path.name)
-            self.app.call_from_thread(self.refresh)
+        visible = self.columns * max(1, self.size.height // self.tile_height)
+        for batch in (tiles[:visible], tiles[visible:]):  # one repaint for what is on screen, one for the rest
+            for tile in batch:
+                if worker.is_cancelled:
+                    return
+                self.cache.render(tile.thumb, self.tile_width, self.image_height, tile.path.name)
+            if batch:
+                self.app.call_from_thread(self.refresh)
 
     # -- rendering ---------------------------------------------------------------------------------
     @property
