@@ -20,10 +20,10 @@ DEFAULT_PRETRAINED = "memetui-demo-clip.safetensors"
 
 def models_search_path() -> list[Path]:
     """Folders searched for model configs and checkpoints: $MEMETUI_MODELS, ./models, user data."""
-    from platformdirs import user_data_dir
+    from .paths import user_data_dir
 
     dirs = [Path(p) for p in os.environ.get("MEMETUI_MODELS", "").split(os.pathsep) if p]
-    dirs += [PACKAGE_ROOT / "models", Path(user_data_dir("memetui")) / "models"]
+    dirs += [PACKAGE_ROOT / "models", user_data_dir() / "models"]
     return [d for d in dirs if d.is_dir()]
 
 

@@ -179,3 +179,12 @@ async def test_fuzz_2000_keys_then_undo_returns_to_start(index_with_sae):
                 break
             await pilot.press(*["u"] * min(50, app.session.history.position))
         assert app.session.query == start
+
+
+def test_typed_query_parses_weights_and_keeps_phrases():
+    from memetui.tui.app import typed_query
+
+    weighted = typed_query("2:cat -1:text")
+    assert [(t.weight, t.kind, t.value) for t in weighted.terms] == [(2.0, "text", "cat"), (-1.0, "text", "text")]
+    phrase = typed_query("red heart")
+    assert [(t.weight, t.value) for t in phrase.terms] == [(1.0, "red heart")]

@@ -25,7 +25,7 @@ from textual.widgets import Footer
 from ..errors import MemetuiError
 from ..search import Session
 from ..steer.directions import safe_label
-from ..steer.query import Query, QueryHistory
+from ..steer.query import WEIGHTED, Query, QueryHistory
 from .images import ThumbnailCache
 from .keys import DEFAULT_KEYS, default_bindings, help_rows, load_keymap
 from .screens.detail import DetailScreen
@@ -171,20 +171,15 @@ class MemeApp(App):
 
     @work(thread=True, exclusive=True, group="embed")
     def _embed_then_set(self, text: str) -> None:
-        from ..steer.query import parse_weighted
-
         self.call_from_thread(self._show_status, True)
-        try:  # the slow part (CLIP load on first use, then ~ms per text) runs off the UI thread
-            for part in text.split():
-                self.session.text_vector(parse_weighted(part)[1])
-            self.session.text_vector(text)
-        except MemetuiError:
-            pass
-        self.call_from_thread(self._set_text, text)
-
-    def _set_text(self, text: str) -> None:
-        """A typed query starts a new search (undo brings the old one back)."""
-        self._guard(self.session.set_query, Query().set_text(text))
+        try:
+            query = typed_query(text)
+            for term in query.terms:  # the slow part (CLIP load on first use) runs off the UI thread
+                self.session.text_vector(term.value)
+        except MemetuiError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.call_from_thread(self._guard, self.session.set_query, query)
 
     def on_feature_panel_highlighted(self, message: FeaturePanel.Highlighted) -> None:
         if self.session.selected != (self.session.mode, message.direction.id):
@@ -328,6 +323,14 @@ class MemeApp(App):
     def action_help(self) -> None:
         """`?`: the key map."""
         self.push_screen(HelpScreen(help_rows(self._keymap)))
+
+
+def typed_query(text: str) -> Query:
+    """A typed query: weighted words (`2:cat -1:text`) become separate terms, else one phrase."""
+    words = text.split()
+    if any(WEIGHTED.match(word) for word in words):
+        return Query.from_cli(words)
+    return Query().set_text(text)
 
 
 def _image_query(row: int) -> Query:
