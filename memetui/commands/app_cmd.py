@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from ..tui.images import detect_graphics
 
     graphics = detect_graphics(args.graphics)  # before the app owns the terminal
+    if graphics == "kitty":
+        from ..tui.kitty import ensure_truecolor_environment
+
+        ensure_truecolor_environment()  # the image id is the cells' 24-bit colour
     session = Session.open(args.index, device=args.device, sae=args.sae)
     from ..tui.app import MemeApp
 

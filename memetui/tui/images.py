@@ -1,8 +1,10 @@
 """Terminal images: pick a protocol before the app starts; render thumbnails once, cache strips.
 
 Half-block rendering draws two pixels per cell (`▀` with foreground = upper pixel, background =
-lower pixel) as rich Segments. A thumbnail is rendered once per cell size into Strips and kept
-in an LRU cache; repainting the grid only reuses those strips, never decodes or re-encodes.
+lower pixel) as rich Segments. kitty rendering (memetui.tui.kitty) draws Unicode-placeholder
+cells and queues one upload per image. A thumbnail is rendered once per cell size into Strips
+and kept in an LRU cache; repainting the grid only reuses those strips, never decodes or
+re-encodes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from .kitty import (DEFAULT_CELL_SIZE, MAX_CELLS, Upload, allocate_image_id, placeholder_strips, terminal_cell_size,
+                    transmit_sequence)
+
 GraphicsMode = Literal["kitty", "sixel", "halfblock", "text"]
 GRAPHICS_MODES: tuple[str, ...] = ("auto", "kitty", "sixel", "halfblock", "text")
 HALF_BLOCK = "▀"
@@ -26,17 +31,36 @@ HALF_BLOCK = "▀"
 def detect_graphics(requested: str | None = None) -> GraphicsMode:
     """The terminal's best image protocol (decided before the app starts), or the requested one.
 
-    kitty: kitty/ghostty/WezTerm by environment; sixel: $TERM names a sixel terminal; else
-    half-block when colours are available, text otherwise. The grid draws kitty and sixel
-    terminals with half-blocks too (they render them well, and over SSH reliably).
+    kitty: kitty or Ghostty, the terminals that implement Unicode placeholders, and not inside
+    tmux/screen/zellij (they need passthrough the app does not do). WezTerm draws `U=1`
+    placements at the cursor and shows U+10EEEE as missing glyphs (wezterm issue #986, PR
+    #7924 not released), so it counts as a sixel terminal. sixel: $TERM or $TERM_PROGRAM
+    names one. Else half-block when colours are available, text otherwise.
+
+    Sixel terminals are drawn with half-blocks. Observed with XTerm(379) -ti vt340 under Xvfb
+    and Textual 8.2.8, putting sixel data in cached strips (per text row: blank cells, then
+    DECSC, cursor back, a one-row sixel band, DECRC) is not robust:
+    - Textual's compositor crops strips where another widget overlaps (an overlay, a toast)
+      and on partial updates; a crop through the sixel control segment printed its payload
+      as text (`0;1;0q"1;1;200;20#1;2;95;78;15!10~` on screen) and left blank holes after
+      the overlay went away, because re-rendered cells without the band erase sixel pixels;
+    - sixel paints 6-pixel rows, so a band per 20-pixel cell row spills 4 pixels into the
+      next row: visible stripes across the image, and a band on the screen's last row would
+      scroll the whole screen.
+    textual-image's SixelImage avoids both by being one widget per image that re-encodes the
+    visible crop on every render and writes it at absolute coordinates - nothing a strip
+    cache can hold.
     """
     if requested and requested != "auto":
         return requested  # type: ignore[return-value]
     env = os.environ
     term = env.get("TERM", "")
-    if env.get("KITTY_WINDOW_ID") or "kitty" in term or env.get("TERM_PROGRAM") in ("ghostty", "WezTerm"):
+    program = env.get("TERM_PROGRAM", "")
+    multiplexed = bool(env.get("TMUX") or env.get("ZELLIJ") or env.get("STY")) or term.startswith(("screen", "tmux"))
+    kitty_like = env.get("KITTY_WINDOW_ID") or "kitty" in term or "ghostty" in term or program == "ghostty"
+    if kitty_like and not multiplexed:
         return "kitty"
-    if any(name in term for name in ("mlterm", "yaft", "foot", "contour")):
+    if program == "WezTerm" or any(name in term for name in ("mlterm", "yaft", "foot", "contour", "wezterm")):
         return "sixel"
     if term == "dumb" or env.get("NO_COLOR"):
         return "text"
@@ -85,15 +109,24 @@ def text_strips(label: str, width: int, height: int) -> list[Strip]:
 
 
 class ThumbnailCache:
-    """Rendered thumbnails by (file, width, height, mode): LRU, thread-safe, render-once."""
+    """Rendered thumbnails by (file, width, height): LRU, thread-safe, render-once.
 
-    def __init__(self, mode: GraphicsMode = "halfblock", capacity: int = 512):
+    In "kitty" mode the strips are Unicode placeholders and each render queues the image's
+    upload; the widget showing them sends the queue with `kitty.send_uploads(app, cache)`
+    (or `take_uploads()`) before the frame that shows them.
+    """
+
+    def __init__(self, mode: GraphicsMode = "halfblock", capacity: int = 512,
+                 cell_size: tuple[int, int] | None = None):
         self.mode = mode
         self.capacity = capacity
         self._strips: OrderedDict[tuple, list[Strip]] = OrderedDict()
+        self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
         self._lock = threading.Lock()
         self.renders = 0
         """How many times an image was decoded and rendered (tests: repaint must not add any)."""
+        self.cell_size = cell_size or (terminal_cell_size() if mode == "kitty" else DEFAULT_CELL_SIZE)
+        """Terminal cell size in pixels: the resolution kitty uploads are encoded at."""
 
     def get(self, path: Path, width: int, height: int) -> list[Strip] | None:
         """Cached strips, or None when not rendered yet."""
@@ -106,22 +139,58 @@ class ThumbnailCache:
 
     def render(self, path: Path, width: int, height: int, label: str = "") -> list[Strip]:
         """Decode `path` and render it at width x height cells (call from a worker thread)."""
-        from ..errors import ImageLoadError
-        from ..image_files import load_image
-
         cached = self.get(path, width, height)
         if cached is not None:
             return cached
+        key = (str(path), width, height)
+        upload = None
         if self.mode == "text":
             strips = text_strips(label or Path(path).name, width, height)
+        elif self.mode == "kitty" and width <= MAX_CELLS and height <= MAX_CELLS:
+            strips, upload = self._render_kitty(path, width, height)
         else:
-            try:
-                strips = halfblock_strips(load_image(path, max_side=max(64, width * 4)), width, height)
-            except ImageLoadError:
-                strips = text_strips("(unreadable)", width, height)
+            strips = self._render_halfblock(path, width, height)
         with self._lock:
             self.renders += 1
-            self._strips[(str(path), width, height)] = strips
+            self._strips[key] = strips
+            if upload is not None:
+                self._uploads[key] = upload
             while len(self._strips) > self.capacity:
-                self._strips.popitem(last=False)
+                evicted, _ = self._strips.popitem(last=False)
+                self._uploads.pop(evicted, None)
         return strips
+
+    def _render_halfblock(self, path: Path, width: int, height: int) -> list[Strip]:
+        from ..errors import ImageLoadError
+        from ..image_files import load_image
+
+        try:
+            return halfblock_strips(load_image(path, max_side=max(64, width * 4)), width, height)
+        except ImageLoadError:
+            return text_strips("(unreadable)", width, height)
+
+    def _render_kitty(self, path: Path, width: int, height: int) -> tuple[list[Strip], Upload | None]:
+        from ..errors import ImageLoadError
+        from ..image_files import load_image
+
+        box = max(width * self.cell_size[0], height * self.cell_size[1])
+        try:
+            image = load_image(path, max_side=max(64, box))
+        except ImageLoadError:
+            return text_strips("(unreadable)", width, height), None
+        key = f"{path}\0{width}x{height}"
+        image_id = allocate_image_id(key)
+        data = transmit_sequence(image, image_id, width, height, self.cell_size)
+        return placeholder_strips(image_id, width, height), Upload(image_id, key, data)
+
+    def pending_uploads(self) -> int:
+        """How many rendered kitty images still wait to be sent to the terminal."""
+        with self._lock:
+            return len(self._uploads)
+
+    def take_uploads(self) -> list[Upload]:
+        """The queued kitty uploads, oldest first, removed from the queue (write each `.data` once)."""
+        with self._lock:
+            uploads = list(self._uploads.values())
+            self._uploads.clear()
+        return uploads
