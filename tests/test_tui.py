@@ -146,7 +146,7 @@ async def test_bookmarks_persist_across_runs(index_with_sae):
 async def test_file_names_with_escape_sequences_are_shown_escaped(tiny_model_dir, tiny_index, tmp_path):
     from conftest import make_image
 
-    from memetui.tui.widgets.result_grid import ResultGrid
+    from memetui.tui.widgets.result_grid import ResultGrid, TileView
 
     images = tmp_path / "evil"
     for i in range(3):
@@ -156,8 +156,8 @@ async def test_file_names_with_escape_sequences_are_shown_escaped(tiny_model_dir
     app = make_app(index)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)
-        lines = [app.query_one(ResultGrid).render_line(y).text for y in range(40)]
-        joined = "\n".join(lines)
+        views = app.query_one(ResultGrid).query(TileView)
+        joined = "\n".join(view.render_line(y).text for view in views for y in range(view.image_height + 2))
         assert "\x1b" not in joined and "\x07" not in joined
         assert "\\x1b[31mred" in joined
 

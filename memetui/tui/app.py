@@ -8,6 +8,7 @@ generation counter; a worker whose generation is stale drops its answer, and
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ from .widgets.status_bar import StatusBar
 
 RESULTS = 24
 DIRECTIONS = 12
+SHOW_BUSY_AFTER_S = 0.08
 
 
 class ActionCommands(Provider):
@@ -73,14 +75,18 @@ class MemeApp(App):
         self.results_shown = 0
         """Completed result refreshes (tests and benchmarks wait on this)."""
         self.start_query: Query | None = None
+        self._busy_timer = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield QueryBar()
+        # kept as attributes: results may arrive while a modal screen (help, detail) is on top
+        self.query_bar, self.grid = QueryBar(), ResultGrid(self.cache, capacity=RESULTS, id="grid")
+        self.panel, self.status_bar = FeaturePanel(id="panel"), StatusBar(id="status")
+        yield self.query_bar
         with Horizontal(id="main"):
-            yield ResultGrid(self.cache, id="grid")
-            yield FeaturePanel(id="panel")
-        yield StatusBar(id="status")
+            yield self.grid
+            yield self.panel
+        yield self.status_bar
         yield Footer()
 
     def on_mount(self) -> None:
@@ -88,7 +94,7 @@ class MemeApp(App):
         if keymap:
             self.set_keymap(keymap)
         self._keymap = keymap
-        self.query_one(FeaturePanel).focus()
+        self.panel.focus()
         try:
             self._initial_query()
         except MemetuiError as exc:
@@ -110,6 +116,8 @@ class MemeApp(App):
         session.history = QueryHistory(states=[session.query])  # undo stops at the start query
 
     def on_unmount(self) -> None:
+        if self._busy_timer is not None:
+            self._busy_timer.stop()
         try:
             self.session.save_history()
         except (MemetuiError, OSError):
@@ -117,40 +125,56 @@ class MemeApp(App):
 
     # -- the one refresh path ----------------------------------------------------------------------
     def refresh_view(self) -> None:
-        """Redraw query and status now; fetch results and directions in a worker."""
+        """Redraw query and status now; fetch results, directions and visible thumbnails in a worker."""
         self.generation += 1
         session = self.session
-        self.query_one(QueryBar).show_query(session.query.describe() or "(empty)")
+        generation = self.generation
+        # a fast search repaints query, results and status in one frame; a slow one shows the query first
+        if self._busy_timer is not None:
+            self._busy_timer.stop()
+        self._busy_timer = self.set_timer(SHOW_BUSY_AFTER_S, lambda: self._show_busy(generation))
+        self._search(generation, session.query, session.mode, self.grid.visible_count)
+
+    def _show_busy(self, generation: int) -> None:
+        if generation != self.generation or not self.query_bar.is_mounted:
+            return
+        self.query_bar.show_query(self.session.query.describe() or "(empty)")
         self._show_status(busy=True)
-        self._search(self.generation, session.query, session.mode)
 
     @work(thread=True, exclusive=True, group="search")
-    def _search(self, generation: int, query: Query, mode: str) -> None:
+    def _search(self, generation: int, query: Query, mode: str, visible: int) -> None:
+        stale = lambda: generation != self.generation  # noqa: E731  a newer keypress superseded this search
         try:
             results = self.session.results(RESULTS, query=query)
             directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
         except MemetuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
+            self.call_from_thread(self._show_status)
             return
         tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
-        if generation == self.generation:
+        # thumbnails on screen are rendered before the results are shown: one repaint per keypress
+        if self.grid.render_thumbnails(tiles[:visible], stale) and not stale():
             self.call_from_thread(self._apply, generation, tiles, directions)
 
     def _apply(self, generation: int, tiles: list[Tile], directions) -> None:
         if generation != self.generation:
             return  # a newer keypress superseded this search
-        self.query_one(ResultGrid).set_tiles(tiles)
+        self._busy_timer.stop()
+        self.query_bar.show_query(self.session.query.describe() or "(empty)")
+        self.grid.set_tiles(tiles)
         selected = self.session.selected
-        self.query_one(FeaturePanel).set_directions(
+        self.panel.set_directions(
             self.session.mode, directions,
             selected.id if selected is not None and selected.provider == self.session.mode else None)
         self.results_shown += 1
         self._show_status()
+        if self.results_shown == 1:
+            self.call_after_refresh(gc.freeze)  # torch, the index and Textual stay out of gen-2 scans: no 200 ms pauses
 
     def _show_status(self, busy: bool = False) -> None:
         session = self.session
         device = str(session.embedder.device) if session.embedder_loaded else self.device_name
-        self.query_one(StatusBar).show(images=int(session.store.live_mask().sum()), device=device,
+        self.status_bar.show(images=int(session.store.live_mask().sum()), device=device,
                                        mode=session.mode, step=session.step_size,
                                        search_ms=session.last_search_ms, busy=busy,
                                        undo=session.history.position)
@@ -166,7 +190,7 @@ class MemeApp(App):
 
     # -- messages ----------------------------------------------------------------------------------
     def on_query_bar_submitted(self, message: QueryBar.Submitted) -> None:
-        self.query_one(FeaturePanel).focus()
+        self.panel.focus()
         self._embed_then_set(message.text)
 
     @work(thread=True, exclusive=True, group="embed")
@@ -187,8 +211,8 @@ class MemeApp(App):
                 self.session.select_direction(message.direction.id)
             except MemetuiError:
                 return
-            self.query_one(FeaturePanel).selected_id = message.direction.id
-            self.query_one(FeaturePanel).refresh()
+            self.panel.selected_id = message.direction.id
+            self.panel.refresh()
 
     def on_result_grid_opened(self, message: ResultGrid.Opened) -> None:
         self.action_detail()
@@ -196,17 +220,17 @@ class MemeApp(App):
     # -- actions -----------------------------------------------------------------------------------
     def action_edit_query(self) -> None:
         """`/`: type a text query."""
-        self.query_one(QueryBar).start_editing()
+        self.query_bar.start_editing()
 
     def on_key(self, event) -> None:
-        if event.key == "escape" and self.query_one(QueryBar).editing:
-            self.query_one(QueryBar).stop_editing()
-            self.query_one(FeaturePanel).focus()
+        if event.key == "escape" and self.query_bar.editing:
+            self.query_bar.stop_editing()
+            self.panel.focus()
             event.stop()
 
     def action_add_image(self, weight: int) -> None:
         """`i` / `-`: add the selected image as a positive / negative term."""
-        tile = self.query_one(ResultGrid).selected
+        tile = self.grid.selected
         if tile is None:
             self.notify("no image selected", severity="warning")
             return
@@ -214,11 +238,11 @@ class MemeApp(App):
 
     def action_move_direction(self, delta: int) -> None:
         """`j` / `k`: highlight the next / previous direction."""
-        self.query_one(FeaturePanel).action_move(delta)
+        self.panel.action_move(delta)
 
     def action_step(self, sign: int) -> None:
         """`l` / `h`: step the query forward / back along the highlighted direction."""
-        panel = self.query_one(FeaturePanel)
+        panel = self.panel
         if panel.highlighted is not None and self.session.selected != (self.session.mode, panel.highlighted.id):
             try:
                 self.session.select_direction(panel.highlighted.id)
@@ -255,15 +279,15 @@ class MemeApp(App):
 
     def action_toggle_focus(self) -> None:
         """`tab`: move focus between the feature panel and the grid."""
-        bar = self.query_one(QueryBar)
+        bar = self.query_bar
         if bar.editing:
             bar.stop_editing()
-        grid, panel = self.query_one(ResultGrid), self.query_one(FeaturePanel)
+        grid, panel = self.grid, self.panel
         (panel if grid.has_focus else grid).focus()
 
     def action_detail(self) -> None:
         """`enter`: the selected result, large, with its top SAE features."""
-        tile = self.query_one(ResultGrid).selected
+        tile = self.grid.selected
         if tile is None:
             return
         session = self.session
@@ -280,14 +304,14 @@ class MemeApp(App):
 
     def action_copy_path(self) -> None:
         """`y`: copy the selected image's path (OSC 52, works over SSH)."""
-        tile = self.query_one(ResultGrid).selected
+        tile = self.grid.selected
         if tile is not None:
             self.copy_to_clipboard(str(tile.path))
             self.notify(f"copied {safe_label(tile.path.name)}", timeout=2)
 
     def action_open_original(self) -> None:
         """`o`: open the original with the system viewer when there is a display; else show its path."""
-        tile = self.query_one(ResultGrid).selected
+        tile = self.grid.selected
         if tile is None:
             return
         opener = "open" if sys.platform == "darwin" else "xdg-open"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rich.segment import Segment
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from ...steer.directions import ActiveDirection, safe_label
@@ -47,6 +49,8 @@ class FeaturePanel(Widget, can_focus=True):
         self.directions: list[ActiveDirection] = []
         self.mode = "sae"
         self.selected_id: int | None = None
+        self._lines: list[Strip] = []
+        self._lines_key: tuple | None = None
 
     # -- public API --------------------------------------------------------------------------------
     @property
@@ -64,26 +68,34 @@ class FeaturePanel(Widget, can_focus=True):
             self.cursor = min(self.cursor, max(0, len(directions) - 1))
         self.refresh()
 
-    def render(self) -> Text:
+    def render_line(self, y: int) -> Strip:
         """Title line, then one line per direction: marker, id, bar, value, label."""
-        width = max(20, self.size.width)
-        text = Text(f"{self.mode.upper()} directions\n", style="bold")
+        width = self.size.width
+        key = (width, self.mode, self.cursor, self.has_focus, self.selected_id, id(self.directions))
+        if self._lines_key != key:
+            self._lines, self._lines_key = self._render_lines(width), key
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width)
+
+    def _render_lines(self, width: int) -> list[Strip]:
+        """All lines as strips (rebuilt only when the directions, cursor or focus change)."""
+        lines = [Text(f"{self.mode.upper()} directions", style="bold")]
         if not self.directions:
-            text.append("(none for this query)", style="dim")
-            return text
-        peak = max(abs(d.value) for d in self.directions) or 1.0
+            lines.append(Text("(none for this query)", style="dim"))
+        peak = max((abs(d.value) for d in self.directions), default=0.0) or 1.0
         bar_width = 8
+        room = max(1, width - bar_width - 16)
         for index, direction in enumerate(self.directions):
             marker = "▶" if direction.id == self.selected_id else " "
             line_style = "reverse" if index == self.cursor and self.has_focus else ("bold" if index == self.cursor else "")
             label = safe_label(direction.label)
-            room = width - bar_width - 16
             label = label if len(label) <= room else label[: max(1, room - 1)] + "…"
-            text.append(f"{marker}{direction.id:>5} ", style=line_style)
-            text.append(bar(abs(direction.value) / peak, bar_width), style="green" if direction.value >= 0 else "red")
-            text.append(f" {direction.value:+6.2f} ", style=line_style)
-            text.append(label + "\n", style=line_style)
-        return text
+            line = Text(f"{marker}{direction.id:>5} ", style=line_style)
+            line.append(bar(abs(direction.value) / peak, bar_width), style="green" if direction.value >= 0 else "red")
+            line.append(f" {direction.value:+6.2f} ", style=line_style)
+            line.append(label, style=line_style)
+            lines.append(line)
+        console = self.app.console
+        return [Strip(Segment.adjust_line_length(list(line.render(console)), width), width) for line in lines]
 
     def watch_cursor(self) -> None:
         if self.highlighted is not None:

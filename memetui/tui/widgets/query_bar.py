@@ -16,7 +16,7 @@ class QueryBar(Horizontal):
 
     DEFAULT_CSS = """
     QueryBar { height: 3; }
-    QueryBar > Static { width: 1fr; padding: 1 1 0 1; }
+    QueryBar > Static { width: 1fr; height: 1fr; padding: 1 1 0 1; }
     QueryBar > Input { width: 1fr; display: none; }
     QueryBar.editing > Input { display: block; }
     QueryBar.editing > Static { display: none; }
@@ -36,7 +36,8 @@ class QueryBar(Horizontal):
 
     def show_query(self, description: str) -> None:
         """Display the query's description (escaped)."""
-        self.query_one("#query-text", Static).update(Text("query: ", style="bold") + Text(safe_label(description)))
+        self.query_one("#query-text", Static).update(Text("query: ", style="bold") + Text(safe_label(description)),
+            layout=False)  # fixed size (1fr of a 3-line bar): no screen re-layout per keypress
 
     def start_editing(self) -> None:
         """Show and focus the input."""

@@ -1,4 +1,9 @@
-"""ResultGrid: a grid of thumbnail tiles (image, name, score) drawn from cached strips."""
+"""ResultGrid: a scrolling grid of result tiles (thumbnail, name, score) drawn from cached strips.
+
+Each result is a `TileView` from a fixed pool. New results reuse the view that already shows an
+image (moved to its new place, its thumbnail lines still cached by Textual), so a step repaints
+only the thumbnails that are new and the one-line score of those that moved.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import work
 from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
@@ -16,6 +23,10 @@ from textual.widget import Widget
 
 from ...steer.directions import safe_label
 from ..images import ThumbnailCache
+
+SELECTED_FOCUSED = Style(reverse=True, bold=True)
+SELECTED = Style(bold=True, underline=True)
+DIM = Style(dim=True)
 
 
 @dataclass(frozen=True)
@@ -28,11 +39,70 @@ class Tile:
     score: float
 
 
-class ResultGrid(Widget, can_focus=True):
+class TileView(Widget):
+    """One tile: `image_height` lines of thumbnail, then its name and its score."""
+
+    DEFAULT_CSS = """
+    TileView { width: auto; height: auto; }
+    """
+
+    def __init__(self, cache: ThumbnailCache, width: int, image_height: int):
+        super().__init__()
+        self.cache, self.tile_width, self.image_height = cache, width, image_height
+        self.tile: Tile | None = None
+        self._highlight: Style | None = None
+        self._name = self._score = Strip.blank(width)
+        self._blank = Strip.blank(width)
+
+    def get_content_width(self, container, viewport) -> int:
+        return self.tile_width
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return self.image_height + 2
+
+    def show(self, tile: Tile, highlight: Style | None) -> None:
+        """Show `tile`; repaint only the lines that changed."""
+        width, previous = self.tile_width, self.tile
+        self.tile = tile
+        if previous is None or previous.thumb != tile.thumb or previous.path != tile.path:
+            self._highlight = highlight
+            self._name, self._score = self._name_strip(), self._score_strip()
+            self.refresh()
+            return
+        if highlight != self._highlight or previous.score != tile.score:
+            self._highlight = highlight
+            self._name, self._score = self._name_strip(), self._score_strip()
+            self.refresh(Region(0, self.image_height, width, 2))
+
+    def image_rendered(self) -> None:
+        """The thumbnail is now in the cache: repaint the image lines."""
+        self.refresh(Region(0, 0, self.tile_width, self.image_height))
+
+    def _name_strip(self) -> Strip:
+        name = safe_label(self.tile.path.name)
+        width = self.tile_width
+        text = name if len(name) <= width else name[: width - 1] + "…"
+        return Strip([Segment(text.ljust(width), self._highlight)], width)
+
+    def _score_strip(self) -> Strip:
+        style = DIM if self._highlight is None else self._highlight
+        return Strip([Segment(f"{self.tile.score:+.3f}".ljust(self.tile_width), style)], self.tile_width)
+
+    def render_line(self, y: int) -> Strip:
+        """Thumbnail line y, or the name / score line below it."""
+        if self.tile is None:
+            return self._blank
+        if y < self.image_height:
+            strips = self.cache.get(self.tile.thumb, self.tile_width, self.image_height)
+            return strips[y] if strips else self._blank
+        return self._name if y == self.image_height else self._score
+
+
+class ResultGrid(VerticalScroll, can_focus=True):
     """Thumbnails of the current results; arrows move the cursor when focused."""
 
     DEFAULT_CSS = """
-    ResultGrid { height: 1fr; width: 1fr; }
+    ResultGrid { height: 1fr; width: 1fr; scrollbar-size-vertical: 0; layout: grid; grid-gutter: 1 1; grid-rows: auto; grid-columns: auto; }
     """
     BINDINGS = [
         Binding("left", "move(-1, 0)", "left", show=False),
@@ -53,14 +123,19 @@ class ResultGrid(Widget, can_focus=True):
             super().__init__()
             self.tile = tile
 
-    def __init__(self, cache: ThumbnailCache, tile_width: int = 22, image_height: int = 10, **kwargs):
+    def __init__(self, cache: ThumbnailCache, capacity: int = 24, tile_width: int = 22, image_height: int = 10,
+                 **kwargs):
         super().__init__(**kwargs)
         self.cache = cache
         self.tile_width = tile_width
         self.image_height = image_height
         self.tiles: list[Tile] = []
-        self._blank = Strip([Segment(" " * tile_width)], tile_width)
-        self._gap = Segment(" ")
+        self._views = [TileView(cache, tile_width, image_height) for _ in range(capacity)]
+        for view in self._views:
+            view.display = False
+
+    def compose(self):
+        yield from self._views
 
     # -- public API --------------------------------------------------------------------------------
     @property
@@ -69,88 +144,96 @@ class ResultGrid(Widget, can_focus=True):
         return self.tiles[self.cursor] if 0 <= self.cursor < len(self.tiles) else None
 
     @property
-    def columns(self) -> int:
-        """Tiles per row at the current width."""
-        return max(1, (self.size.width + 1) // (self.tile_width + 1))
-
-    def set_tiles(self, tiles: list[Tile]) -> None:
-        """Show new results; render missing thumbnails in a worker; keep the cursor in range."""
-        self.tiles = tiles
-        self.cursor = min(self.cursor, max(0, len(tiles) - 1))
-        self.refresh()
-        missing = [t for t in tiles if self.cache.get(t.thumb, self.tile_width, self.image_height) is None]
-        if missing:
-            self._render_thumbnails(missing)
-
-    @work(thread=True, exclusive=True, group="thumbnails")
-    def _render_thumbnails(self, tiles: list[Tile]) -> None:
-        from textual.worker import get_current_worker
-
-        worker = get_current_worker()
-        visible = self.columns * max(1, self.size.height // self.tile_height)
-        for batch in (tiles[:visible], tiles[visible:]):  # one repaint for what is on screen, one for the rest
-            for tile in batch:
-                if worker.is_cancelled:
-                    return
-                self.cache.render(tile.thumb, self.tile_width, self.image_height, tile.path.name)
-            if batch:
-                self.app.call_from_thread(self.refresh)
-
-    # -- rendering ---------------------------------------------------------------------------------
-    @property
     def tile_height(self) -> int:
         """Rows per tile: image, name line, score line, gap."""
         return self.image_height + 3
 
-    def _first_visible_row(self) -> int:
-        visible = max(1, self.size.height // self.tile_height)
-        cursor_row = self.cursor // self.columns
-        return max(0, cursor_row - visible + 1)
+    @property
+    def columns(self) -> int:
+        """Tiles per row at the current width."""
+        return max(1, (self.size.width + 1) // (self.tile_width + 1))
 
-    def render_line(self, y: int) -> Strip:
-        """One screen line: the y-th line across a row of tiles."""
-        width = self.size.width
-        if not self.tiles:
-            text = "no results: press / and type a query" if y == 1 else ""
-            return Strip([Segment(text.center(width)[:width], Style(dim=True))], width)
-        row, line = divmod(y, self.tile_height)
-        row += self._first_visible_row()
-        columns = self.columns
-        segments: list[Segment] = []
-        for column in range(columns):
-            index = row * columns + column
-            if index >= len(self.tiles):
-                break
-            segments.extend(self._tile_line(self.tiles[index], line, index == self.cursor))
-            segments.append(self._gap)
-        return Strip(segments).adjust_cell_length(width)
+    @property
+    def visible_count(self) -> int:
+        """How many tiles fit on screen at the current size."""
+        return self.columns * max(1, (self.size.height + 1) // self.tile_height)
 
-    def _tile_line(self, tile: Tile, line: int, selected: bool) -> list[Segment]:
-        width = self.tile_width
-        if line < self.image_height:
-            strips = self.cache.get(tile.thumb, width, self.image_height)
-            return list((strips[line] if strips else self._blank))
-        accent = Style(reverse=True, bold=True) if selected and self.has_focus else (
-            Style(bold=True, underline=True) if selected else Style())
-        if line == self.image_height:
-            name = safe_label(tile.path.name)
-            text = name if len(name) <= width else name[: width - 1] + "…"
-            return [Segment(text.ljust(width), accent)]
-        if line == self.image_height + 1:
-            return [Segment(f"{tile.score:+.3f}".ljust(width), Style(dim=not selected) + accent)]
-        return [Segment(" " * width)]
+    def render_thumbnails(self, tiles: list[Tile], stale=lambda: False) -> bool:
+        """Render the tiles' thumbnails into the cache (thread-safe; call from a worker).
 
+        Stops early and returns False as soon as `stale()` says the tiles were superseded.
+        """
+        for tile in tiles:
+            if stale():
+                return False
+            self.cache.render(tile.thumb, self.tile_width, self.image_height, tile.path.name)
+        return True
+
+    def set_tiles(self, tiles: list[Tile]) -> None:
+        """Show new results: views showing an image already keep it (moved); the rest are reused."""
+        tiles = tiles[: len(self._views)]
+        self.tiles = tiles
+        keep = {view.tile.thumb: view for view in self._views if view.tile is not None}
+        wanted = {tile.thumb for tile in tiles}
+        free = [view for view in self._views if view.tile is None or view.tile.thumb not in wanted]
+        order = []
+        for tile in tiles:
+            view = keep.pop(tile.thumb, None) or free.pop()
+            order.append(view)
+        order.extend(free)
+        for index, view in enumerate(order):
+            if self._nodes[index] is not view:
+                self.move_child(view, before=index)
+        self.cursor = min(self.cursor, max(0, len(tiles) - 1))
+        self._show_views()
+        self.call_after_refresh(self._render_missing_later)  # after the frame: no GIL contention with it
+
+    def _show_views(self) -> None:
+        """Push tiles, highlight and visibility into the views; the position goes in the border."""
+        title = f"{len(self.tiles)} results" if self.tiles else "no results: press / and type a query"
+        position = f"{self.cursor + 1}/{len(self.tiles)}" if self.tiles else ""  # there is no scrollbar
+        if (title, position) != (self.border_title, self.border_subtitle):  # a border change repaints the grid
+            self.border_title, self.border_subtitle = title, position
+        for index, view in enumerate(self._nodes):
+            if index < len(self.tiles):
+                view.display = True
+                highlight = (SELECTED_FOCUSED if self.has_focus else SELECTED) if index == self.cursor else None
+                view.show(self.tiles[index], highlight)
+            else:
+                view.display = False
+
+    def _render_missing_later(self) -> None:
+        missing = [t for t in self.tiles if self.cache.get(t.thumb, self.tile_width, self.image_height) is None]
+        if missing:
+            self._render_missing(missing)
+
+    @work(thread=True, exclusive=True, group="thumbnails")
+    def _render_missing(self, tiles: list[Tile]) -> None:
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        if self.render_thumbnails(tiles, lambda: worker.is_cancelled):
+            self.app.call_from_thread(self._images_rendered, {tile.thumb for tile in tiles})
+
+    def _images_rendered(self, thumbs: set[Path]) -> None:
+        for view in self._nodes:
+            if view.tile is not None and view.tile.thumb in thumbs:
+                view.image_rendered()
+
+    # -- cursor ------------------------------------------------------------------------------------
     def watch_cursor(self) -> None:
-        self.refresh()
+        self._show_views()
+        if 0 <= self.cursor < len(self.tiles):
+            self.scroll_to_widget(self._nodes[self.cursor], animate=False)
 
     def on_focus(self) -> None:
-        self.refresh()
+        self._show_views()
 
     def on_blur(self) -> None:
-        self.refresh()
+        self._show_views()
 
     def on_resize(self) -> None:
-        self.refresh()
+        self.styles.grid_size_columns = self.columns
 
     # -- actions -----------------------------------------------------------------------------------
     def action_move(self, dx: int, dy: int) -> None:

@@ -10,7 +10,7 @@ class StatusBar(Static):
     """One line of state; the app calls `show` after every change."""
 
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    StatusBar { height: 1; width: 1fr; background: $panel; color: $text-muted; padding: 0 1; }
     """
 
     def show(self, *, images: int, device: str, mode: str, step: float, search_ms: float, busy: bool = False,
@@ -23,4 +23,4 @@ class StatusBar(Static):
         text.append(f" │ step {step:.3g} │ search {search_ms:.1f} ms │ undo {undo}")
         if busy:
             text.append(" │ working…", style="italic")
-        self.update(text)
+        self.update(text, layout=False)  # fixed one-line size: repaint only, no screen re-layout
