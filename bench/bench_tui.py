@@ -1,6 +1,6 @@
 """Benchmark: keypress -> repainted grid of >= 12 thumbnails, memetui vs textual-image, one run.
 
-    python bench/bench_tui.py [--index sample_index] [--presses 40]
+    python bench/bench_tui.py [--index sample_index] [--presses 40] [--graphics halfblock kitty]
 
 Both apps run headless (App.run_test) at the same terminal size. A key event is posted to the
 app's driver exactly as a terminal's input thread would; the clock stops inside `App._display`
@@ -8,16 +8,19 @@ at the first frame that shows every thumbnail of the new page, after that frame 
 encoded to the escape sequences a terminal would receive. (Pilot's `press` is not used: it
 sleeps in 20 ms slices until the process looks idle, which measures the test harness.)
 
-memetui's app steps the query (`l`), searches in a worker and repaints its grid from
-half-block strips rendered once per image and cached. The baseline shows the very same image
-files after each press in a grid of textual-image `HalfcellImage` widgets (its half-block
-renderer), also on an `l` key binding, with no search at all.
+memetui's app steps the query (`l`), searches in a worker and repaints its grid from strips
+rendered once per image and cached. The baseline shows the very same image files after each
+press in a grid of textual-image widgets of the same protocol (`HalfcellImage` for half-block,
+`TGPImage` for kitty graphics with Unicode placeholders), also on an `l` key binding, with no
+search at all. Kitty image uploads go to a byte-counting sink for both (textual-image writes
+them to sys.__stdout__ while rendering; memetui queues them once per image).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import statistics
 import sys
@@ -66,7 +69,7 @@ class FrameClock:
         return (time.perf_counter() - started) * 1000
 
 
-async def run_memetui(index: Path, presses: int) -> tuple[list[float], list[list[Path]], int]:
+async def run_memetui(index: Path, presses: int, graphics: str) -> tuple[list[float], list[list[Path]], int]:
     """ms per keypress until results + every visible thumbnail are painted; pages shown; renders."""
     from memetui.search import Session
     from memetui.tui.app import MemeApp
@@ -83,52 +86,51 @@ async def run_memetui(index: Path, presses: int) -> tuple[list[float], list[list
         return strip
 
     TileView.render_line = tracked_render_line
-    app = MemeApp(Session.open(index, device="cpu"), graphics="halfblock", restore_history=False)
-    times, shown = [], []
-    async with app.run_test(size=SIZE) as pilot:
-        grid = app.query_one(ResultGrid)
+    try:
+        app = MemeApp(Session.open(index, device="cpu"), graphics=graphics, restore_history=False)
+        times, shown = [], []
+        async with app.run_test(size=SIZE) as pilot:
+            grid = app.query_one(ResultGrid)
 
-        def all_painted() -> bool:
-            views = list(grid.query(TileView))[:TILES]
-            return len(grid.tiles) >= TILES and all(painted.get(id(v)) == v.tile.thumb for v in views)
+            def all_painted() -> bool:
+                views = list(grid.query(TileView))[:TILES]
+                return len(grid.tiles) >= TILES and all(painted.get(id(v)) == v.tile.thumb for v in views)
 
-        clock = FrameClock(app)
-        while not (app.results_shown and all_painted()):
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
-        for _ in range(presses):
-            before = app.results_shown
-            times.append(await clock.press("l", lambda: app.results_shown > before and all_painted()))
-            shown.append([t.thumb for t in grid.tiles[:TILES]])
-        renders = grid.cache.renders
+            clock = FrameClock(app)
+            while not (app.results_shown and all_painted()):
+                await pilot.pause(0.05)
+            await pilot.pause(0.3)
+            for _ in range(presses):
+                before = app.results_shown
+                times.append(await clock.press("l", lambda: app.results_shown > before and all_painted()))
+                shown.append([t.thumb for t in grid.tiles[:TILES]])
+            renders = grid.cache.renders
+    finally:
+        TileView.render_line = render_line
     return times, shown, renders
 
 
 class TextualImageGrid(App):
-    """The baseline: a grid of textual-image HalfcellImage widgets of the same tile size; `l`
-    shows the next page of images (the same files memetui showed after each of its presses)."""
+    """The baseline: a grid of textual-image widgets of the same tile size; `l` shows the next
+    page of images (the same files memetui showed after each of its presses)."""
 
-    CSS = "Grid { grid-size: 6; grid-gutter: 1; } HalfcellImage { width: 22; height: 10; }"
+    CSS = "Grid { grid-size: 6; grid-gutter: 1; } Grid > * { width: 22; height: 10; }"
     BINDINGS = [("l", "next_page", "next")]
 
-    def __init__(self, pages: list[list[Path]]):
+    def __init__(self, pages: list[list[Path]], widget_class):
         super().__init__()
-        self.pages = pages
+        self.pages, self.widget_class = pages, widget_class
         self.page = -1
         self.rendered: set[int] = set()
         """ids of widgets that rendered the current page."""
 
     def compose(self) -> ComposeResult:
-        from textual_image.widget import HalfcellImage
-
         with Grid():
             for _ in range(TILES):
-                yield HalfcellImage()
+                yield self.widget_class()
 
     def on_mount(self) -> None:
-        from textual_image.widget import HalfcellImage
-
-        for widget in self.query(HalfcellImage):
+        for widget in self.query(self.widget_class):
             widget.render = self._tracked(widget)
 
     def _tracked(self, widget):
@@ -143,43 +145,58 @@ class TextualImageGrid(App):
 
     def action_next_page(self) -> None:
         """Show the next page of images."""
-        from textual_image.widget import HalfcellImage
-
         self.page += 1
         self.rendered.clear()
-        for widget, path in zip(self.query(HalfcellImage), self.pages[self.page]):
+        for widget, path in zip(self.query(self.widget_class), self.pages[self.page]):
             widget.image = str(path)
 
 
-async def run_textual_image(pages: list[list[Path]]) -> list[float]:
+class ByteSink(io.StringIO):
+    """Counts what a terminal would receive instead of printing it."""
+
+    def write(self, text: str) -> int:
+        """Discard `text`, return its length."""
+        return len(text)
+
+
+async def run_textual_image(pages: list[list[Path]], graphics: str) -> list[float]:
     """ms per keypress: `l` swaps every widget's image; until a frame shows all of them."""
-    app = TextualImageGrid(pages)
+    from textual_image.widget import HalfcellImage, TGPImage
+
+    app = TextualImageGrid(pages, TGPImage if graphics == "kitty" else HalfcellImage)
     times = []
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
-        clock = FrameClock(app)
-        for _ in pages:
-            times.append(await clock.press("l", lambda: len(app.rendered) >= TILES))
+    stdout, sys.__stdout__ = sys.__stdout__, ByteSink()  # TGPImage writes its uploads there
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.3)
+            clock = FrameClock(app)
+            for _ in pages:
+                times.append(await clock.press("l", lambda: len(app.rendered) >= TILES))
+    finally:
+        sys.__stdout__ = stdout
     return times
 
 
 def main() -> None:
-    """Print p50/p95 of both and the ratio."""
+    """Print p50/p95 of both and the ratio, per graphics protocol."""
     from memetui.paths import SAMPLE_INDEX
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=SAMPLE_INDEX)
     parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--graphics", nargs="+", choices=("halfblock", "kitty"), default=["halfblock", "kitty"])
     args = parser.parse_args()
-    ours, pages, renders = asyncio.run(run_memetui(args.index, args.presses))
-    theirs = asyncio.run(run_textual_image(pages))
     p = lambda xs, q: statistics.quantiles(xs, n=20)[18] if q == 95 else statistics.median(xs)  # noqa: E731
     print(f"keypress -> encoded frame with {TILES} new thumbnails, {args.presses} presses of `l`, "
-          f"terminal {SIZE[0]}x{SIZE[1]}; memetui rendered {renders} distinct thumbnails")
-    print(f"{'renderer':<40}{'p50 ms':>9}{'p95 ms':>9}")
-    print(f"{'memetui (step + search + cached strips)':<40}{p(ours, 50):>9.1f}{p(ours, 95):>9.1f}")
-    print(f"{'textual-image HalfcellImage':<40}{p(theirs, 50):>9.1f}{p(theirs, 95):>9.1f}")
-    print(f"speed-up (p50): {p(theirs, 50) / p(ours, 50):.1f}x")
+          f"terminal {SIZE[0]}x{SIZE[1]}, TEXTUAL_FPS {os.environ['TEXTUAL_FPS']}")
+    print(f"{'graphics':<10}{'renderer':<42}{'p50 ms':>9}{'p95 ms':>9}")
+    for graphics in args.graphics:
+        ours, pages, renders = asyncio.run(run_memetui(args.index, args.presses, graphics))
+        theirs = asyncio.run(run_textual_image(pages, graphics))
+        baseline = "textual-image TGPImage" if graphics == "kitty" else "textual-image HalfcellImage"
+        print(f"{graphics:<10}{f'memetui ({renders} thumbnails rendered once)':<42}{p(ours, 50):>9.1f}{p(ours, 95):>9.1f}")
+        print(f"{'':<10}{baseline:<42}{p(theirs, 50):>9.1f}{p(theirs, 95):>9.1f}")
+        print(f"{'':<10}speed-up (p50): {p(theirs, 50) / p(ours, 50):.1f}x")
 
 
 if __name__ == "__main__":

@@ -221,9 +221,16 @@ class Session:
             if not top:
                 raise QueryError("no direction to step along: select one or add a query term")
             direction = self.select_direction(top[0].id)
-        current = self.query
+        return self.set_query(self._stepped(self.query, direction, sign))
+
+    def stepped_query(self, sign: int = 1) -> Query | None:
+        """The query `step(sign)` would set, without setting it; None when no direction is selected."""
+        direction = self._selected
+        return None if direction is None else self._stepped(self.query, direction, sign)
+
+    def _stepped(self, current: Query, direction: DirectionRef, sign: int) -> Query:
         norm = float(np.linalg.norm(self.vector(current))) if current.terms else 1.0
-        return self.set_query(current.step(direction, sign, norm, self._step_size))
+        return current.step(direction, sign, norm, self._step_size)
 
     def set_step_size(self, step_size: float) -> float:
         """Set α (clamped to STEP_RANGE)."""
@@ -284,19 +291,23 @@ class Session:
             _put(self._vectors, query, cached, 256)
         return cached
 
-    def results(self, k: int = 20, query: Query | None = None) -> list[SearchResult]:
-        """Top-k images for `query` (default: the current one); [] for an empty query."""
+    def results(self, k: int = 20, query: Query | None = None, record: bool = True) -> list[SearchResult]:
+        """Top-k images for `query` (default: the current one); [] for an empty query.
+
+        Results are cached per (query, k); `record=False` (prefetching) leaves `last_search_ms` alone.
+        """
         started = time.perf_counter()
         query = self.query if query is None else query
         if not query.terms:
-            self.timings.search_ms = 0.0
-            return []
-        key = (query, int(k))
-        found = self._results.get(key)
-        if found is None:
-            found = self.search(self.vector(query), k)
-            _put(self._results, key, found, 64)
-        self.timings.search_ms = (time.perf_counter() - started) * 1000
+            found = []
+        else:
+            key = (query, int(k))
+            found = self._results.get(key)
+            if found is None:
+                found = self.search(self.vector(query), k)
+                _put(self._results, key, found, 64)
+        if record:
+            self.timings.search_ms = (time.perf_counter() - started) * 1000
         return found
 
     def active_directions(self, n: int = 10, mode: str | None = None,

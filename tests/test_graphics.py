@@ -79,6 +79,13 @@ def test_transmit_sequence_chunks_decode_to_the_png():
     assert png.format == "PNG" and png.size == (columns * cell[0], rows * cell[1]) and png.mode == "RGBA"
 
 
+def test_transmit_never_upscales_a_small_thumbnail():
+    small = Image.new("RGB", (64, 64), (10, 200, 10))
+    payload = "".join(p for _, p in parse_commands(kitty.transmit_sequence(small, 8, 22, 10, (10, 20))))
+    png = Image.open(io.BytesIO(base64.b64decode(payload)))
+    assert png.size == (70, 64)  # the 220x200 box's aspect at the image's own 64 px height
+
+
 def test_transmit_keeps_aspect_on_transparent_padding():
     wide = Image.new("RGB", (400, 100), (200, 10, 10))
     payload = "".join(p for _, p in parse_commands(kitty.transmit_sequence(wide, 7, 10, 10, (10, 20))))
@@ -321,7 +328,8 @@ def test_real_textual_app_on_a_pty_uploads_then_draws_placeholders(tmp_path):
     assert (first["a"], first["U"], first["c"], first["r"]) == ("T", "1", "12", "5")
     assert sum(1 for keys, _ in commands if "a=T" in keys) == 1
     png = Image.open(io.BytesIO(base64.b64decode("".join(payload for _, payload in commands))))
-    assert png.size == (12 * 8, 5 * 16)  # cell size read from the pty (TIOCGWINSZ)
+    # the box's aspect from the pty's cell size (TIOCGWINSZ: 8x16 px cells, 96x80 px), never upscaled
+    assert png.size == (60, 50) and png.size[0] * 80 == png.size[1] * 96
     runs = re.findall(r"\x1b\[[0-9;]*38;2;(\d+);(\d+);(\d+)m((?:\U0010EEEE..)+)", text)
     assert text.index("\U0010EEEE") > text.index("\x1b_G")
     rows = {}

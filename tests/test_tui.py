@@ -188,3 +188,25 @@ def test_typed_query_parses_weights_and_keeps_phrases():
     assert [(t.weight, t.kind, t.value) for t in weighted.terms] == [(2.0, "text", "cat"), (-1.0, "text", "text")]
     phrase = typed_query("red heart")
     assert [(t.weight, t.value) for t in phrase.terms] == [(1.0, "red heart")]
+
+
+async def test_kitty_mode_draws_placeholders_and_queues_one_upload_per_image(index_with_sae):
+    from memetui.tui.app import MemeApp
+    from memetui.tui.kitty import decode_placeholder_cells
+    from memetui.tui.widgets.result_grid import ResultGrid, TileView
+
+    app = MemeApp(Session.open(index_with_sae, device="cpu"), graphics="kitty", restore_history=False)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        grid = app.query_one(ResultGrid)
+        shown = [view for view in grid.query(TileView) if view.tile is not None][:6]
+        assert len(shown) == 6
+        colours = set()
+        for view in shown:
+            for y in range(view.image_height):
+                strip = view.render_line(y)
+                assert decode_placeholder_cells(strip.text) == [(y, x) for x in range(view.tile_width)]
+                colours |= {segment.style.color.triplet for segment in strip if segment.style}
+        assert len(colours) == 6  # one image id (the cells' colour) per thumbnail
+        # headless: nothing can reach a terminal, so every rendered image still waits, exactly once
+        assert app.cache.pending_uploads() == app.cache.renders

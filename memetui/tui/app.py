@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -66,7 +67,7 @@ class MemeApp(App):
                  device_name: str = "cpu", restore_history: bool = True):
         super().__init__()
         self.session = session
-        self.cache = ThumbnailCache("text" if graphics == "text" else "halfblock")
+        self.cache = ThumbnailCache(graphics if graphics in ("text", "kitty") else "halfblock")  # sixel: half-block
         self.graphics = graphics
         self.device_name = device_name
         self.query_file = query_file
@@ -76,6 +77,8 @@ class MemeApp(App):
         """Completed result refreshes (tests and benchmarks wait on this)."""
         self.start_query: Query | None = None
         self._busy_timer = None
+        self._engine_lock = threading.Lock()
+        """Search and prefetch workers take turns on the Session (its caches are not thread-safe)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -145,8 +148,9 @@ class MemeApp(App):
     def _search(self, generation: int, query: Query, mode: str, visible: int) -> None:
         stale = lambda: generation != self.generation  # noqa: E731  a newer keypress superseded this search
         try:
-            results = self.session.results(RESULTS, query=query)
-            directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
+            with self._engine_lock:
+                results = self.session.results(RESULTS, query=query)
+                directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
         except MemetuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             self.call_from_thread(self._show_status)
@@ -168,8 +172,27 @@ class MemeApp(App):
             selected.id if selected is not None and selected.provider == self.session.mode else None)
         self.results_shown += 1
         self._show_status()
+        self.call_after_refresh(self._prefetch, generation, self.grid.visible_count)
         if self.results_shown == 1:
             self.call_after_refresh(gc.freeze)  # torch, the index and Textual stay out of gen-2 scans: no 200 ms pauses
+
+    @work(thread=True, exclusive=True, group="prefetch")
+    def _prefetch(self, generation: int, visible: int) -> None:
+        """After a frame: search a step either way and render the thumbnails it would show, so the
+        next `l`/`h` finds both cached. Yields to any newer keypress; never runs beside a search."""
+        for sign in (1, -1):
+            if generation != self.generation:
+                return
+            with self._engine_lock:
+                query = self.session.stepped_query(sign) if generation == self.generation else None
+                if query is None:
+                    return
+                try:
+                    results = self.session.results(RESULTS, query=query, record=False)[:visible]
+                except MemetuiError:
+                    return
+            tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
+            self.grid.render_thumbnails(tiles, lambda: generation != self.generation)
 
     def _show_status(self, busy: bool = False) -> None:
         session = self.session

