@@ -67,6 +67,10 @@ def assert_one_line_error(result, text):
     assert len(lines) == 1 and lines[0].startswith("memetui: error:") and text in lines[0], result.stderr
 
 
+def test_app_with_an_unknown_device_is_one_line_error():
+    assert_one_line_error(memetui("--device", "banana"), "unknown device 'banana'")
+
+
 def test_missing_folder_is_one_line_error(tmp_path):
     assert_one_line_error(memetui("index", tmp_path / "nope"), "not a folder")
 

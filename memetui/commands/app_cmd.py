@@ -31,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
         from ..tui.kitty import ensure_truecolor_environment
 
         ensure_truecolor_environment()  # the image id is the cells' 24-bit colour
-    session = Session.open(args.index, device=args.device, sae=args.sae)
+    session = Session.open(args.index, device=args.device, sae=args.sae)  # imports torch anyway
+    from ..devices import pick_device
     from ..tui.app import MemeApp
 
-    app = MemeApp(session, graphics=graphics, query_file=args.query, device_name=args.device or "auto",
+    device = str(pick_device(args.device))  # the status bar names it; a bad --device fails here, in one line
+    app = MemeApp(session, graphics=graphics, query_file=args.query, device_name=device,
                   restore_history=not args.no_history)
     app.run()
     return app.return_code or 0
