@@ -210,3 +210,17 @@ async def test_kitty_mode_draws_placeholders_and_queues_one_upload_per_image(ind
         assert len(colours) == 6  # one image id (the cells' colour) per thumbnail
         # headless: nothing can reach a terminal, so every rendered image still waits, exactly once
         assert app.cache.pending_uploads() == app.cache.renders
+
+
+async def test_quitting_while_searches_and_prefetches_run_raises_nothing(index_with_sae):
+    from textual import events
+
+    for _ in range(3):
+        app = make_app(index_with_sae)
+        async with app.run_test(size=(140, 45)) as pilot:
+            await settle(pilot, app)
+            for _ in range(8):  # held key: events queue faster than searches finish
+                app._driver.send_message(events.Key("l", "l"))
+            await pilot.pause(0.01)
+        # leaving run_test re-raises any worker's exception: workers that outlive the app end quietly
+        assert app.return_code in (None, 0)

@@ -29,6 +29,7 @@ from ..search import Session
 from ..steer.directions import safe_label
 from ..steer.query import WEIGHTED, Query, QueryHistory
 from .images import ThumbnailCache
+from .threads import call_from_worker
 from .keys import DEFAULT_KEYS, default_bindings, help_rows, load_keymap
 from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
@@ -152,13 +153,13 @@ class MemeApp(App):
                 results = self.session.results(RESULTS, query=query)
                 directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
         except MemetuiError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
-            self.call_from_thread(self._show_status)
+            call_from_worker(self, partial(self.notify, str(exc), severity="error"))
+            call_from_worker(self, self._show_status)
             return
         tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
         # thumbnails on screen are rendered before the results are shown: one repaint per keypress
-        if self.grid.render_thumbnails(tiles[:visible], stale) and not stale():
-            self.call_from_thread(self._apply, generation, tiles, directions)
+        if self.grid.render_thumbnails(tiles[:visible], stale, app=self) and not stale():
+            call_from_worker(self, self._apply, generation, tiles, directions)
 
     def _apply(self, generation: int, tiles: list[Tile], directions) -> None:
         if generation != self.generation:
@@ -192,7 +193,7 @@ class MemeApp(App):
                 except MemetuiError:
                     return
             tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
-            self.grid.render_thumbnails(tiles, lambda: generation != self.generation)
+            self.grid.render_thumbnails(tiles, lambda: generation != self.generation, app=self)
 
     def _show_status(self, busy: bool = False) -> None:
         session = self.session
@@ -218,15 +219,16 @@ class MemeApp(App):
 
     @work(thread=True, exclusive=True, group="embed")
     def _embed_then_set(self, text: str) -> None:
-        self.call_from_thread(self._show_status, True)
+        call_from_worker(self, self._show_status, True)
         try:
             query = typed_query(text)
             for term in query.terms:  # the slow part (CLIP load on first use) runs off the UI thread
-                self.session.text_vector(term.value)
+                with self._engine_lock:
+                    self.session.text_vector(term.value)
         except MemetuiError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="warning")
+            call_from_worker(self, partial(self.notify, str(exc), severity="warning"))
             return
-        self.call_from_thread(self._guard, self.session.set_query, query)
+        call_from_worker(self, self._guard, self.session.set_query, query)
 
     def on_feature_panel_highlighted(self, message: FeaturePanel.Highlighted) -> None:
         if self.session.selected != (self.session.mode, message.direction.id):

@@ -15,6 +15,7 @@ from textual.widgets import Static
 from ...steer.directions import ActiveDirection, safe_label
 from .. import kitty
 from ..images import ThumbnailCache
+from ..threads import call_from_worker
 
 
 class LargeImage(Widget):
@@ -29,14 +30,14 @@ class LargeImage(Widget):
 
     def on_resize(self) -> None:
         self._strips = None
-        self._render_image(self.size.width, self.size.height)
+        self._render_image(self.size.width, self.size.height, self.app)
 
     @work(thread=True, exclusive=True)
-    def _render_image(self, width: int, height: int) -> None:
+    def _render_image(self, width: int, height: int, app) -> None:
         if width > 0 and height > 0:
             self._strips = self.cache.render(self.path, width, height)
-            kitty.send_uploads(self.app, self.cache)
-            self.app.call_from_thread(self.refresh)
+            kitty.send_uploads(app, self.cache)
+            call_from_worker(app, self.refresh)
 
     def render_line(self, y: int) -> Strip:
         """The y-th line of the rendered image (blank until ready)."""

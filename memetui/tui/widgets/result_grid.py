@@ -1,8 +1,9 @@
 """ResultGrid: a scrolling grid of result tiles (thumbnail, name, score) drawn from cached strips.
 
-Each result is a `TileView` from a fixed pool. New results reuse the view that already shows an
-image (moved to its new place, its thumbnail lines still cached by Textual), so a step repaints
-only the thumbnails that are new and the one-line score of those that moved.
+Each result is a `TileView` in a fixed grid of views; a view repaints only the lines that
+changed (its thumbnail when the image at its place changed, else its name/score lines). Moving
+views to follow their images was measured slower: every move is a Textual re-layout of the screen
+(24 ms vs 18 ms p50 per keypress in bench/bench_tui.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from textual.widget import Widget
 from ...steer.directions import safe_label
 from .. import kitty
 from ..images import ThumbnailCache
+from ..threads import call_from_worker
 
 SELECTED_FOCUSED = Style(reverse=True, bold=True)
 SELECTED = Style(bold=True, underline=True)
@@ -162,8 +164,9 @@ class ResultGrid(VerticalScroll, can_focus=True):
             return len(self._views)
         return self.columns * max(1, -(-self.size.height // self.tile_height))
 
-    def render_thumbnails(self, tiles: list[Tile], stale=lambda: False) -> bool:
-        """Render the tiles' thumbnails into the cache (thread-safe; call from a worker).
+    def render_thumbnails(self, tiles: list[Tile], stale=lambda: False, app=None) -> bool:
+        """Render the tiles' thumbnails into the cache (thread-safe; call from a worker), and in
+        kitty mode send the new images to `app`'s terminal before any frame shows their cells.
 
         Stops early and returns False as soon as `stale()` says the tiles were superseded.
         """
@@ -171,25 +174,14 @@ class ResultGrid(VerticalScroll, can_focus=True):
             if stale():
                 return False
             self.cache.render(tile.thumb, self.tile_width, self.image_height, tile.path.name)
-        kitty.send_uploads(self.app, self.cache)  # kitty mode: images reach the terminal before their cells
+        if app is not None:
+            kitty.send_uploads(app, self.cache)
         return True
 
     def set_tiles(self, tiles: list[Tile]) -> None:
-        """Show new results: views showing an image already keep it (moved); the rest are reused."""
-        tiles = tiles[: len(self._views)]
-        self.tiles = tiles
-        keep = {view.tile.thumb: view for view in self._views if view.tile is not None}
-        wanted = {tile.thumb for tile in tiles}
-        free = [view for view in self._views if view.tile is None or view.tile.thumb not in wanted]
-        order = []
-        for tile in tiles:
-            view = keep.pop(tile.thumb, None) or free.pop()
-            order.append(view)
-        order.extend(free)
-        for index, view in enumerate(order):
-            if self._nodes[index] is not view:
-                self.move_child(view, before=index)
-        self.cursor = min(self.cursor, max(0, len(tiles) - 1))
+        """Show new results: tile i goes to view i, which repaints only the lines that changed."""
+        self.tiles = tiles[: len(self._views)]
+        self.cursor = min(self.cursor, max(0, len(self.tiles) - 1))
         self._show_views()
         self.call_after_refresh(self._render_missing_later)  # after the frame: no GIL contention with it
 
@@ -199,29 +191,30 @@ class ResultGrid(VerticalScroll, can_focus=True):
         position = f"{self.cursor + 1}/{len(self.tiles)}" if self.tiles else ""  # there is no scrollbar
         if (title, position) != (self.border_title, self.border_subtitle):  # a border change repaints the grid
             self.border_title, self.border_subtitle = title, position
-        for index, view in enumerate(self._nodes):
+        for index, view in enumerate(self._views):
             if index < len(self.tiles):
-                view.display = True
+                if not view.display:
+                    view.display = True  # a display change is a re-layout: only when it changes
                 highlight = (SELECTED_FOCUSED if self.has_focus else SELECTED) if index == self.cursor else None
                 view.show(self.tiles[index], highlight)
-            else:
+            elif view.display:
                 view.display = False
 
     def _render_missing_later(self) -> None:
         missing = [t for t in self.tiles if self.cache.get(t.thumb, self.tile_width, self.image_height) is None]
         if missing:
-            self._render_missing(missing)
+            self._render_missing(missing, self.app)
 
     @work(thread=True, exclusive=True, group="thumbnails")
-    def _render_missing(self, tiles: list[Tile]) -> None:
+    def _render_missing(self, tiles: list[Tile], app) -> None:
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
-        if self.render_thumbnails(tiles, lambda: worker.is_cancelled):
-            self.app.call_from_thread(self._images_rendered, {tile.thumb for tile in tiles})
+        if self.render_thumbnails(tiles, lambda: worker.is_cancelled, app):
+            call_from_worker(app, self._images_rendered, {tile.thumb for tile in tiles})
 
     def _images_rendered(self, thumbs: set[Path]) -> None:
-        for view in self._nodes:  # views off screen are drawn when scrolled to: no repaint now
+        for view in self._views:  # views off screen are drawn when scrolled to: no repaint now
             if view.tile is not None and view.tile.thumb in thumbs and view.region.overlaps(self.region):
                 view.image_rendered()
 
@@ -229,7 +222,7 @@ class ResultGrid(VerticalScroll, can_focus=True):
     def watch_cursor(self) -> None:
         self._show_views()
         if 0 <= self.cursor < len(self.tiles):
-            self.scroll_to_widget(self._nodes[self.cursor], animate=False)
+            self.scroll_to_widget(self._views[self.cursor], animate=False)
 
     def on_focus(self) -> None:
         self._show_views()
