@@ -310,6 +310,13 @@ class Session:
             self.timings.search_ms = (time.perf_counter() - started) * 1000
         return found
 
+    def cached_results(self, k: int = 20, query: Query | None = None) -> list[SearchResult] | None:
+        """The results `results(k, query)` would return if they are cached (e.g. prefetched), else None."""
+        query = self.query if query is None else query
+        if not query.terms:
+            return []
+        return self._results.get((query, int(k)))
+
     def active_directions(self, n: int = 10, mode: str | None = None,
                           query: Query | None = None) -> list[ActiveDirection]:
         """The `mode`'s (default: current) directions most active for `query`, strongest first.

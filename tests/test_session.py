@@ -249,3 +249,13 @@ def test_index_sae_files_load_and_misfits_are_refused(index_path):
     write_sae_files(store.sae_dir, "other", store.dim, sha="f" * 64)
     with pytest.raises(SAEError, match="was trained on model"):
         Session(store, sae="other")
+
+
+def test_cached_results_only_returns_what_results_computed(tiny_index):
+    from memetui.search import Session
+
+    session = Session.open(tiny_index(), device="cpu")
+    session.add_image(0)
+    assert session.cached_results(8) is None
+    found = session.results(8, record=False)
+    assert session.cached_results(8) == found and session.cached_results(9) is None

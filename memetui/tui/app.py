@@ -133,11 +133,34 @@ class MemeApp(App):
         self.generation += 1
         session = self.session
         generation = self.generation
+        if self._show_cached(generation, session.query, session.mode):
+            return
         # a fast search repaints query, results and status in one frame; a slow one shows the query first
         if self._busy_timer is not None:
             self._busy_timer.stop()
         self._busy_timer = self.set_timer(SHOW_BUSY_AFTER_S, lambda: self._show_busy(generation))
         self._search(generation, session.query, session.mode, self.grid.visible_count)
+
+    def _show_cached(self, generation: int, query: Query, mode: str) -> bool:
+        """Show prefetched results at once, on this thread, when they and their visible thumbnails
+        are cached and no worker holds the engine (then there is no search to wait for)."""
+        results = self.session.cached_results(RESULTS, query)
+        if results is None or not self._engine_lock.acquire(blocking=False):
+            return False
+        try:
+            tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
+            grid = self.grid
+            if any(self.cache.get(t.thumb, grid.tile_width, grid.image_height) is None
+                   for t in tiles[: grid.visible_count]):
+                return False
+            directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
+            self.session.timings.search_ms = 0.0  # a cache hit: no search ran
+        except MemetuiError:
+            return False
+        finally:
+            self._engine_lock.release()
+        self._apply(generation, tiles, directions)
+        return True
 
     def _show_busy(self, generation: int) -> None:
         if generation != self.generation or not self.query_bar.is_mounted:
@@ -164,7 +187,8 @@ class MemeApp(App):
     def _apply(self, generation: int, tiles: list[Tile], directions) -> None:
         if generation != self.generation:
             return  # a newer keypress superseded this search
-        self._busy_timer.stop()
+        if self._busy_timer is not None:
+            self._busy_timer.stop()
         self.query_bar.show_query(self.session.query.describe() or "(empty)")
         self.grid.set_tiles(tiles)
         selected = self.session.selected
