@@ -491,7 +491,12 @@ class Session:
 
 
 def _put(cache: OrderedDict, key, value, limit: int) -> None:
+    """Insert as newest, evict the oldest; each step is one atomic dict operation, so the UI
+    thread and a worker may fill the same cache at once."""
+    cache.pop(key, None)
     cache[key] = value
-    cache.move_to_end(key)
     while len(cache) > limit:
-        cache.popitem(last=False)
+        try:
+            cache.popitem(last=False)
+        except KeyError:  # another thread emptied it meanwhile
+            break

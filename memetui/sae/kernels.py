@@ -47,9 +47,9 @@ class TopKEncode(torch.autograd.Function):
 
     forward(x̃ [B,d], W_enc [n,d], b_enc [n], k, dead [n] bool or None, k_aux, matmul_dtype)
       -> acts [B,k], indices [B,k], aux_acts [A,k'], aux_indices [A,k'] (k' = min(k_aux, #dead), 0
-      without dead latents; A = the first `aux_rows` samples, which caps AuxK's cost). Pre-activations may be computed in `matmul_dtype` (bf16 on CPUs with
-      AVX512-BF16) for the selection; the returned activations are then re-computed exactly in fp32
-      for the k selected latents.
+      without dead latents; A = the first `aux_rows` samples, which caps AuxK's cost). Pre-activations
+      may be computed in `matmul_dtype` (bf16 on CUDA) for the selection; the returned activations
+      are then re-computed exactly in fp32 for the k selected latents.
     """
 
     @staticmethod
@@ -130,25 +130,3 @@ def sparse_decode(acts: torch.Tensor, indices: torch.Tensor, weight: torch.Tenso
 def topk_encode(x, weight, bias, k: int, dead=None, k_aux: int = 0, matmul_dtype=None, aux_rows: int | None = None):
     """Functional form of `TopKEncode` (see there)."""
     return TopKEncode.apply(x, weight, bias, k, dead, k_aux, matmul_dtype, aux_rows)
-
-
-def cpu_bf16_matmul_is_faster(d: int = 512, n: int = 4096, batch: int = 256) -> bool:
-    """Measure once whether a bf16 matmul beats fp32 on this CPU (AVX512-BF16/AMX); False elsewhere."""
-    import time
-
-    try:
-        x, w = torch.randn(batch, d), torch.randn(n, d)
-        xb, wb = x.bfloat16(), w.bfloat16()
-
-        def best(a, b):
-            F.linear(a, b)
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                F.linear(a, b)
-                times.append(time.perf_counter() - t0)
-            return min(times)
-
-        return best(xb, wb) < 0.75 * best(x, w)
-    except RuntimeError:
-        return False

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import SAEError, UsageError
-from .kernels import cpu_bf16_matmul_is_faster, sparse_decode, topk_encode
+from .kernels import sparse_decode, topk_encode
 from .metrics import EvalMetrics, ReconstructionStats
 from .model import TopKSAE
 
@@ -44,8 +44,9 @@ class TrainConfig:
     """Adam learning rate; None = BASE_LR · sqrt(16384 / n_latents) (Gao et al.'s 1/sqrt(n) scaling)."""
     warmup_steps: int | None = None
     """Linear warm-up steps; None = 5 % of the steps (at least 1, at most 1000)."""
-    decay_fraction: float = 0.2
-    """The last fraction of steps decays the learning rate linearly to 0."""
+    decay_fraction: float = 0.5
+    """The last fraction of steps decays the learning rate linearly to 0 (bench_sae, n 16,384, k 32,
+    2 epochs: 0.2 gave val FVU 0.145 with 1.0 % dead latents, 0.5 gave 0.146 with 0.26 %)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this value (0 = off)."""
     aux_weight: float = 1 / 32
@@ -67,7 +68,7 @@ class TrainConfig:
     decoder_init: Literal["data", "random"] = "random"
     """Decoder initialisation: Gaussian (default; measured better), or unit directions of centred samples."""
     matmul: Literal["auto", "fp32", "bf16"] = "auto"
-    """Encoder matmul precision for latent selection; auto = bf16 where measured faster (CUDA/AVX512-BF16)."""
+    """Encoder matmul precision for latent selection; auto = bf16 on CUDA, fp32 on CPU (see choose_matmul_dtype)."""
     fused_adam: bool | None = None
     """Use Adam(fused=True); None = when the device supports it."""
     eval_every: int = 0
@@ -299,8 +300,9 @@ def choose_matmul_dtype(cfg: TrainConfig, device: torch.device):
         return None
     if device.type == "cuda":
         return torch.bfloat16
-    if device.type == "cpu" and cpu_bf16_matmul_is_faster():
-        return torch.bfloat16
+    # CPU: fp32 even where bf16 is faster. bench_sae (n 16,384, k 32, 2 epochs, AVX512-BF16): bf16
+    # selection ran 3,560 samples/s at val FVU 0.148, fp32 3,299/s at 0.145 (the dense fp32
+    # baseline: 0.146); 8 % speed is not worth worse reconstructions.
     return None
 
 

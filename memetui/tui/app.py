@@ -129,7 +129,8 @@ class MemeApp(App):
 
     # -- the one refresh path ----------------------------------------------------------------------
     def refresh_view(self) -> None:
-        """Redraw query and status now; fetch results, directions and visible thumbnails in a worker."""
+        """Show the current query's results: at once when prefetched, else from a search worker
+        (results, directions and visible thumbnails) in one frame."""
         self.generation += 1
         session = self.session
         generation = self.generation
@@ -222,10 +223,9 @@ class MemeApp(App):
     def _show_status(self, busy: bool = False) -> None:
         session = self.session
         device = str(session.embedder.device) if session.embedder_loaded else self.device_name
-        self.status_bar.show(images=int(session.store.live_mask().sum()), device=device,
-                                       mode=session.mode, step=session.step_size,
-                                       search_ms=session.last_search_ms, busy=busy,
-                                       undo=session.history.position)
+        self.status_bar.show(images=int(session.store.live_mask().sum()), device=device, mode=session.mode,
+                             step=session.step_size, search_ms=session.last_search_ms, busy=busy,
+                             undo=session.history.position)
 
     def _guard(self, fn, *args):
         """Run a Session edit; turn engine errors into a notification; refresh on success."""
