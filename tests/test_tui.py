@@ -224,3 +224,30 @@ async def test_quitting_while_searches_and_prefetches_run_raises_nothing(index_w
             await pilot.pause(0.01)
         # leaving run_test re-raises any worker's exception: workers that outlive the app end quietly
         assert app.return_code in (None, 0)
+
+
+async def test_kitty_images_keep_their_ids_under_a_modal_screen(index_with_sae, monkeypatch):
+    """Placeholder cells name their image by colour: the help screen must not tint them into other ids."""
+    import re
+
+    from textual import constants
+
+    from memetui.tui.app import MemeApp
+
+    run = re.compile("\x1b\\[[0-9;]*38;2;(\\d+);(\\d+);(\\d+)[0-9;]*m(?:\U0010EEEE..)+")
+
+    def ids_on_screen(app) -> set[int]:
+        text = app.screen._compositor.render_update(full=True).render_segments(app.console)
+        return {(int(r) << 16) | (int(g) << 8) | int(b) for r, g, b in run.findall(text)}
+
+    monkeypatch.setattr(constants, "COLOR_SYSTEM", "truecolor")  # what kitty mode ensures for a real terminal
+    app = MemeApp(Session.open(index_with_sae, device="cpu"), graphics="kitty", restore_history=False)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot, app)
+        uploaded = {upload.image_id for upload in app.cache.take_uploads()}
+        assert ids_on_screen(app) and ids_on_screen(app) <= uploaded
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "HelpScreen"
+        under_modal = ids_on_screen(app)
+        assert under_modal and under_modal <= uploaded

@@ -94,6 +94,8 @@ class MemeApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.cache.mode == "kitty":
+            self.add_class("-kitty")  # see app.tcss: no tinted modal backgrounds over placeholder cells
         keymap = load_keymap()
         if keymap:
             self.set_keymap(keymap)
