@@ -62,6 +62,9 @@ def test_warmup_then_linear_decay():
     assert lr_at(0, 100, 1.0, 10, 0.2) == pytest.approx(0.1)
     assert lr_at(50, 100, 1.0, 10, 0.2) == 1.0
     assert lr_at(99, 100, 1.0, 10, 0.2) == pytest.approx(1 / 20)
+    assert lr_at(49, 100, 1.0, 10, 0.5) == 1.0  # the default: constant for the first half
+    assert lr_at(75, 100, 1.0, 10, 0.5) == pytest.approx(0.5)
+    assert TrainConfig().decay_fraction == 0.5
 
 
 def test_learned_decoder_recovers_a_known_sparse_dictionary():
