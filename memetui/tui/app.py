@@ -151,10 +151,8 @@ class MemeApp(App):
         if results is None or not self._engine_lock.acquire(blocking=False):
             return False
         try:
-            tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
-            grid = self.grid
-            if any(self.cache.get(t.thumb, grid.tile_width, grid.image_height) is None
-                   for t in tiles[: grid.visible_count]):
+            tiles = self._tiles(results)
+            if self.grid.unrendered(tiles[: self.grid.visible_count]):
                 return False
             directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
             self.session.timings.search_ms = 0.0  # a cache hit: no search ran
@@ -164,6 +162,10 @@ class MemeApp(App):
             self._engine_lock.release()
         self._apply(generation, tiles, directions)
         return True
+
+    def _tiles(self, results) -> list[Tile]:
+        """Search results as the grid shows them."""
+        return [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
 
     def _show_busy(self, generation: int) -> None:
         if generation != self.generation or not self.query_bar.is_mounted:
@@ -182,7 +184,7 @@ class MemeApp(App):
             call_from_worker(self, partial(self.notify, str(exc), severity="error"))
             call_from_worker(self, self._show_status)
             return
-        tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
+        tiles = self._tiles(results)
         # thumbnails on screen are rendered before the results are shown: one repaint per keypress
         if self.grid.render_thumbnails(tiles[:visible], stale, app=self) and not stale():
             call_from_worker(self, self._apply, generation, tiles, directions)
@@ -219,7 +221,7 @@ class MemeApp(App):
                     results = self.session.results(RESULTS, query=query, record=False)[:visible]
                 except MemetuiError:
                     return
-            tiles = [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
+            tiles = self._tiles(results)
             self.grid.render_thumbnails(tiles, lambda: generation != self.generation, app=self)
 
     def _show_status(self, busy: bool = False) -> None:

@@ -65,17 +65,16 @@ class TileView(Widget):
 
     def show(self, tile: Tile, highlight: Style | None) -> None:
         """Show `tile`; repaint only the lines that changed."""
-        width, previous = self.tile_width, self.tile
-        self.tile = tile
-        if previous is None or previous.thumb != tile.thumb or previous.path != tile.path:
-            self._highlight = highlight
-            self._name, self._score = self._name_strip(), self._score_strip()
-            self.refresh()
+        previous, self.tile = self.tile, tile
+        new_image = previous is None or (previous.thumb, previous.path) != (tile.thumb, tile.path)
+        if not new_image and highlight == self._highlight and previous.score == tile.score:
             return
-        if highlight != self._highlight or previous.score != tile.score:
-            self._highlight = highlight
-            self._name, self._score = self._name_strip(), self._score_strip()
-            self.refresh(Region(0, self.image_height, width, 2))
+        self._highlight = highlight
+        self._name, self._score = self._name_strip(), self._score_strip()
+        if new_image:
+            self.refresh()
+        else:  # the same image moved score or selection: only the two text lines
+            self.refresh(Region(0, self.image_height, self.tile_width, 2))
 
     def image_rendered(self) -> None:
         """The thumbnail is now in the cache: repaint the image lines."""
@@ -200,8 +199,12 @@ class ResultGrid(VerticalScroll, can_focus=True):
             elif view.display:
                 view.display = False
 
+    def unrendered(self, tiles: list[Tile]) -> list[Tile]:
+        """The tiles whose thumbnail is not in the cache yet."""
+        return [t for t in tiles if self.cache.get(t.thumb, self.tile_width, self.image_height) is None]
+
     def _render_missing_later(self) -> None:
-        missing = [t for t in self.tiles if self.cache.get(t.thumb, self.tile_width, self.image_height) is None]
+        missing = self.unrendered(self.tiles)
         if missing:
             self._render_missing(missing, self.app)
 
