@@ -39,3 +39,11 @@ class SAEError(MemetuiError):
 
 class QueryError(MemetuiError):
     """A query term or query file is malformed or empty."""
+
+
+class OcrUnavailableError(MemetuiError):
+    """The OCR package or its bundled models are not installed: indexing goes on without text."""
+
+
+class OcrError(MemetuiError):
+    """OCR failed on one image (recorded for that item, never fatal to a build)."""
