@@ -85,6 +85,8 @@ class Manifest:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     hnsw: dict = field(default_factory=lambda: {"M": 16, "ef_construction": 400, "ef_search": 128})
+    ocr: dict = field(default_factory=dict)
+    """OCR engine that read the items' text ({"name", "version", ...}); empty when none has."""
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict:
@@ -106,6 +108,7 @@ class Manifest:
                 created=float(data["created"]),
                 updated=float(data["updated"]),
                 hnsw=dict(data.get("hnsw") or {}),
+                ocr=dict(data.get("ocr") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"malformed manifest: {exc}") from None
