@@ -12,7 +12,8 @@ import os
 import sys
 
 from . import __version__
-from .errors import MemetuiError
+from .errors import IndexDamagedError, IndexNotFoundError, MemetuiError
+from .text import one_line, path_text
 
 COMMANDS = {
     "index": ("index_cmd", "build or update an index from a folder of images"),
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except MemetuiError as exc:
-        print(f"memetui: error: {exc}", file=sys.stderr)
+        print(f"memetui: error: {one_line(exc)}{hint(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("memetui: interrupted", file=sys.stderr)
@@ -66,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `memetui search ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def hint(exc: MemetuiError) -> str:
+    """The command that fixes `exc`, for errors the engine reports without naming commands."""
+    if isinstance(exc, IndexDamagedError) and exc.index is not None:
+        return f" (repair: memetui index {path_text(exc.root)} --index {path_text(exc.index)})"
+    if isinstance(exc, IndexNotFoundError) and str(exc).startswith("no index at"):
+        return " (build one with: memetui index DIR)"
+    return ""
 
 
 if __name__ == "__main__":

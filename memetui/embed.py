@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .errors import ModelLoadError
-from .index.store import ModelInfo
-
+from .hashing import sha256_file_cached
+from .model_info import ModelInfo
 from .paths import PACKAGE_ROOT
+
 DEFAULT_MODEL = "memetui-demo-clip"
 DEFAULT_PRETRAINED = "memetui-demo-clip.safetensors"
 
@@ -59,21 +59,6 @@ def resolve_checkpoint(pretrained: str | None) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's contents (memoised per path, mtime and size)."""
-    stat = path.stat()
-    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
-
-
 def portable_pretrained(pretrained: str | None, checkpoint: Path | None) -> str | None:
     """How to record `pretrained` in a manifest: a bare file name when it lies in the search path."""
     if checkpoint is None:
@@ -96,6 +81,8 @@ class Embedder:
 
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         checkpoint = resolve_checkpoint(pretrained)
+        if checkpoint is not None and checkpoint.stat().st_size == 0:
+            raise ModelLoadError(f"checkpoint {checkpoint} is an empty file")
         if name not in open_clip.list_models():
             raise ModelLoadError(f"unknown model {name!r}: not an open_clip model and no {name}.json config found")
         try:
@@ -104,11 +91,12 @@ class Embedder:
             )
             self.tokenizer = open_clip.get_tokenizer(name)
         except Exception as exc:  # open_clip raises many types (RuntimeError, HF errors, OSError)
-            raise ModelLoadError(f"cannot load model {name} ({pretrained}): {str(exc).splitlines()[0][:200]}") from None
+            reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+            raise ModelLoadError(f"cannot load model {name} ({pretrained}): {reason}") from None
         model.eval()
         self.model = model
         self.preprocess = preprocess
-        sha = file_sha256(checkpoint) if checkpoint else hashlib.sha256(f"{name}:{pretrained}".encode()).hexdigest()
+        sha = sha256_file_cached(checkpoint) if checkpoint else hashlib.sha256(f"{name}:{pretrained}".encode()).hexdigest()
         dim = int(model.text_projection.shape[-1]) if hasattr(model, "text_projection") and model.text_projection is not None else None
         if dim is None:
             with torch.no_grad():

@@ -47,3 +47,26 @@ class OcrUnavailableError(MemetuiError):
 
 class OcrError(MemetuiError):
     """OCR failed on one image (recorded for that item, never fatal to a build)."""
+
+
+class IndexBusyError(MemetuiError):
+    """Another process holds the index's writer lock."""
+
+    exit_code = 3
+
+
+class IndexWriteError(MemetuiError):
+    """Writing the index failed (disk full, I/O error, read-only folder); the last complete index is intact."""
+
+
+class IndexDamagedError(IndexFormatError):
+    """A derived file (embeddings, graph, manifest count) disagrees with items.sqlite; a build repairs it.
+
+    `index` and `root` name the index folder and its images folder, so the caller can say how to
+    repair it; the engine's message does not name commands.
+    """
+
+    def __init__(self, message: str, index=None, root=None):
+        super().__init__(message)
+        self.index = index
+        self.root = root

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_index_argument, positive_int
+from .common import add_device_argument, add_index_argument, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..steer.compare import CompareOptions, compare
     from ..steer.directions import safe_label
 
-    session = Session.open(args.index, sae=args.sae)
+    session = Session.open(args.index, device=args.device, sae=args.sae)
     options = CompareOptions(args.directions, args.starts, args.per_start, step_size=args.step_size,
                              bootstrap=args.bootstrap, seed=args.seed)
     console = Console(stderr=True)

@@ -17,10 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print what an index holds."""
+    from ..index.ocr_text import counts as ocr_counts
+    from ..index.lock import writer_pid
     from ..index.store import IndexStore
     from ..paths import resolve_index
+    from ..text import path_text, terminal_safe
 
     store = IndexStore.open(resolve_index(args.index))
+    ocr = ocr_counts(store.db)
     info = {
         "index": str(store.path),
         "root": str(store.root),
@@ -33,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
         "created": store.manifest.created,
         "updated": store.manifest.updated,
         "saes": store.sae_names(),
+        "ocr": {"engine": store.manifest.ocr, "with_text": ocr.text, "without_text": ocr.empty,
+                "failed": ocr.error, "pending": ocr.pending},
+        "unpublished_rows": store.pending_rows(),
+        "writer_pid": writer_pid(store.path),
+        "problems": store.problems(),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -40,12 +49,35 @@ def run(args: argparse.Namespace) -> int:
     stamp = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t))  # noqa: E731
     model = info["model"]
     files = info["files"]
-    print(f"index    {info['index']}  (format {info['format']})")
-    print(f"images   {info['root']}")
-    print(f"model    {model['name']}  pretrained={model['pretrained']}  dim={model['dim']}  sha256={model['sha256'][:16]}")
+    print(f"index    {path_text(info['index'])}  (format {info['format']})")
+    print(f"images   {path_text(info['root'])}")
+    print(f"model    {terminal_safe(model['name'])}  pretrained={terminal_safe(model['pretrained'])}  "
+          f"dim={model['dim']}  sha256={terminal_safe(model['sha256'][:16])}")
     print(f"rows     {info['rows']} ({info['live_rows']} live)")
     print(f"files    ok {files['ok']}, duplicate {files['duplicate']}, missing {files['missing']}, error {files['error']}")
     print(f"hnsw     {', '.join(f'{k}={v}' for k, v in info['hnsw'].items())}")
     print(f"dates    created {stamp(info['created'])}, updated {stamp(info['updated'])}")
-    print(f"saes     {', '.join(info['saes']) or '(none: memetui train-sae)'}")
+    print(f"saes     {terminal_safe(', '.join(info['saes'])) or '(none: memetui train-sae)'}")
+    engine = store.manifest.ocr
+    reader = f"{engine.get('name')} {engine.get('version')}" if engine else "not run (memetui index DIR reads it)"
+    print(f"text     {ocr.text} images with text, {ocr.empty} without, {ocr.error} failed, "
+          f"{ocr.pending} not read ({reader})")
+    _print_state(store, info, path_text)
     return 0
+
+
+def _print_state(store, info: dict, path_text) -> None:
+    """A build running or interrupted, and what is wrong with the derived files (and how to repair it)."""
+    from ..text import one_line
+
+    pending, writer = info["unpublished_rows"], info["writer_pid"]
+    if writer:
+        print(f"build    running now{f' (pid {writer})' if writer > 0 else ''}: {pending} rows embedded, "
+              "not yet published")
+    elif pending:
+        print(f"build    interrupted: {pending} rows embedded but not yet published (memetui index finishes it)")
+    for problem in info["problems"]:
+        print(f"problem  {one_line(problem)}")
+    if info["problems"]:
+        print(f"repair   memetui index {path_text(store.root)} --index {path_text(store.path)} "
+              "rebuilds the derived files from items.sqlite")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..steer.directions import safe_label
+from ..text import path_text
 from ..steer.query import WEIGHTED
 from .common import add_device_argument, add_index_argument, positive_int
 
@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.terms and not args.image:
         raise UsageError("give at least one text term or --image PATH")
+    options = [term for term in args.terms if term.startswith("--")]
+    if options:  # `search -- red --index idx`: after `--` everything is a term
+        raise UsageError(f"{options[0]} after `--` would be searched as text: put options before `--`")
     query = Query.from_cli(args.terms, args.image)
     session = Session.open(args.index, device=args.device, sae=False)
     results = session.search(session.vector(query), args.k)
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         return 0
     for r in results:
-        print(f"{r.rank:3d}  {r.score:+.4f}  {safe_label(str(r.path))}")
+        gone = "" if r.path.exists() else "  (missing: deleted or moved since the last build)"
+        print(f"{r.rank:3d}  {r.score:+.4f}  {path_text(r.path)}{gone}")
     return 0
 

@@ -1,27 +1,36 @@
 """Build or update an index from a folder: scan, hash, embed new content, tombstone the missing.
 
 Resumable: every embedded batch is committed to items.sqlite in one transaction, so a killed
-run loses at most one batch; the next run skips what is committed and then rewrites
-embeddings.f16.npy, hnsw.bin and manifest.json atomically (manifest last).
+run loses at most one batch; the next run skips what is committed. Then publish.py rebuilds
+embeddings.f16.npy and hnsw.bin from the database where they are missing, short or stale,
+verifies each, and writes manifest.json last (the snapshot readers see).
+
+One writer at a time: the store is opened with the index's writer lock (lock.py). Any failed
+write (disk full, I/O error) raises IndexWriteError and leaves the last published index intact.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import ImageLoadError, IndexNotFoundError, UsageError
-from ..image_files import is_image_name, load_image
+from ..atomic import atomic_path, write_point
+from ..errors import ImageLoadError, IndexNotFoundError, IndexWriteError, UsageError
+from ..image_files import load_image
+from .ann import HNSW_EF_CONSTRUCTION, HNSW_M
+from .db import db_path, db_text, from_db_path
 from .ocr_stage import OcrStage, OcrSummary
-from .store import HNSW, IndexStore
+from .publish import publish
+from .scan import Candidate, Decoded, batched, prefetch, safe_hash, scan_folder
+from .store import MANIFEST, IndexStore
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is 'scan', 'hash', 'embed', 'ocr' or 'graph'."""
@@ -40,10 +49,8 @@ class BuildOptions:
     thumb_size: int = 256
     ocr: bool = True
     """Read text in images (memetui.index.ocr_stage) beside the embedding; items lacking it get it."""
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 400
-    """400 rather than hnswlib's usual 200: recall@10 at ef=128 rises from 0.974 to 0.990 on
-    steered (off-manifold) queries at 100k x 512 (bench/bench_search.py)."""
+    hnsw_m: int = HNSW_M
+    hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION
 
 
 @dataclass
@@ -53,6 +60,8 @@ class BuildSummary:
     added: int = 0
     unchanged: int = 0
     duplicates: int = 0
+    renamed: int = 0
+    """Files whose content was indexed under a path that is gone (moved or renamed)."""
     missing: int = 0
     errors: int = 0
     skipped: int = 0
@@ -66,68 +75,9 @@ class BuildSummary:
         """One-line human summary."""
         return (
             f"added {self.added}, unchanged {self.unchanged}, duplicates {self.duplicates}, "
-            f"missing {self.missing}, errors {self.errors}, skipped {self.skipped} "
+            f"renamed {self.renamed}, missing {self.missing}, errors {self.errors}, skipped {self.skipped} "
             f"({self.rows} images in index, {self.seconds:.1f} s)"
-        ) + (f"; {self.ocr.line()}" if self.ocr is not None else "")
-
-
-@dataclass
-class _Candidate:
-    rel: str
-    path: Path
-    mtime: float
-    size: int
-    sha256: str = ""
-
-
-def scan_folder(root: Path, exclude: Path | None = None) -> tuple[list[tuple[str, Path]], int]:
-    """Return sorted (relative path, path) of image files under `root`, and the count skipped.
-
-    Hidden files/folders and `exclude` (an index folder inside root) are not entered.
-    """
-    found, skipped = [], 0
-    exclude = exclude.resolve() if exclude else None
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        base = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (base / d).resolve() != exclude)
-        for name in sorted(files):
-            path = base / name
-            if name.startswith(".") or not is_image_name(path):
-                skipped += 1
-                continue
-            found.append((path.relative_to(root).as_posix(), path))
-    return found, skipped
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _prefetch(executor: ThreadPoolExecutor, fn, items: list, depth: int) -> Iterator:
-    """Like executor.map, but keeps at most `depth` tasks in flight (bounded memory)."""
-    pending = []
-    for item in items:
-        pending.append(executor.submit(fn, item))
-        if len(pending) >= depth:
-            yield pending.pop(0).result()
-    for future in pending:
-        yield future.result()
-
-
-def _batched(iterable: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        ) + (f"; {self.ocr.line()}" if self.ocr is not None and not self.ocr.unavailable else "")
 
 
 class IndexBuilder:
@@ -140,21 +90,34 @@ class IndexBuilder:
         self.options = options or BuildOptions()
         self.progress = progress or (lambda stage, done, total: None)
         self.summary = BuildSummary()
-        self._status_changed: dict[int, str] = {}
+        self._present: set[str] = set()
+        self._renamed_from: set[str] = set()
+        self._duplicates_in_run: dict[str, list[Candidate]] = {}
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> BuildSummary:
-        """Scan the images root, embed what is new, tombstone what is gone, rewrite the index."""
+        """Scan the images root, embed what is new, tombstone what is gone, publish the index.
+
+        Raises IndexWriteError (one line) when a write fails; the last published index is intact.
+        """
+        try:
+            return self._run()
+        except OSError as exc:
+            raise IndexWriteError(write_failure(self.store.path, exc)) from None
+        except sqlite3.OperationalError as exc:
+            raise IndexWriteError(f"cannot write {self.store.path}: {exc}; the last complete index is intact") from None
+
+    def _run(self) -> BuildSummary:
         started = time.perf_counter()
-        root = self.store.root
-        files, self.summary.skipped = scan_folder(root, exclude=self.store.path)
+        files, self.summary.skipped = scan_folder(self.store.root, exclude=self.store.path)
+        self._present = {rel for rel, _ in files}
         self.progress("scan", len(files), len(files))
         changed = self._split_unchanged(files)
         to_embed = self._hash_and_link(changed)
         ocr = OcrStage.start(self.store, self.progress) if self.options.ocr else None
         try:
             self._embed_all(to_embed)
-            self._mark_missing({rel for rel, _ in files})
+            self._mark_missing()
             self._refresh_item_status()
         except BaseException:
             if ocr is not None:
@@ -164,43 +127,45 @@ class IndexBuilder:
             self.summary.ocr = ocr.finish()
         if self.summary.ocr is not None and not self.summary.ocr.unavailable:
             self.store.manifest.ocr = self.summary.ocr.engine
-        self._materialise()
+        opts = self.options
+        publish(self.store, opts.hnsw_m, opts.hnsw_ef_construction, opts.workers,
+                lambda done, total: self.progress("graph", done, total))
         self.summary.rows = self.store.count
         self.summary.seconds = time.perf_counter() - started
         self.summary.error_samples = self.store.errors(limit=10)
         return self.summary
 
     # -- stages ----------------------------------------------------------------------------------
-    def _split_unchanged(self, files: list[tuple[str, Path]]) -> list[_Candidate]:
+    def _split_unchanged(self, files: list[tuple[str, Path]]) -> list[Candidate]:
         known = {
-            rel: (mtime, size, status)
+            from_db_path(rel): (mtime, size, status)
             for rel, mtime, size, status in self.store.db.execute("SELECT path, mtime, size, status FROM files")
         }
         changed = []
-        for rel, path in files:
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                self._record_error(rel, None, 0.0, 0, f"cannot stat: {exc.strerror}")
-                continue
-            previous = known.get(rel)
-            if previous and previous[0] == stat.st_mtime and previous[1] == stat.st_size and previous[2] != "missing":
-                if previous[2] == "error":
-                    self.summary.errors += 1
-                else:
-                    self.summary.unchanged += 1
-                continue
-            changed.append(_Candidate(rel, path, stat.st_mtime, stat.st_size))
+        with self._transaction():
+            for rel, path in files:
+                try:
+                    stat = path.stat()
+                except OSError as exc:
+                    self._record_error(rel, None, 0.0, 0, f"cannot stat: {exc.strerror}")
+                    continue
+                previous = known.get(rel)
+                if previous and previous[0] == stat.st_mtime and previous[1] == stat.st_size and previous[2] != "missing":
+                    if previous[2] == "error":
+                        self.summary.errors += 1
+                    else:
+                        self.summary.unchanged += 1
+                    continue
+                changed.append(Candidate(rel, path, stat.st_mtime, stat.st_size))
         return changed
 
-    def _hash_and_link(self, candidates: list[_Candidate]) -> list[_Candidate]:
+    def _hash_and_link(self, candidates: list[Candidate]) -> list[Candidate]:
         """Hash changed files; link those whose content is already indexed; return the rest."""
         db = self.store.db
         to_embed, seen = [], {}
-        with ThreadPoolExecutor(self.options.workers) as pool:
-            for done, (cand, sha) in enumerate(
-                _prefetch(pool, lambda c: (c, self._safe_hash(c.path)), candidates, 4 * self.options.workers), 1
-            ):
+        with ThreadPoolExecutor(self.options.workers) as pool, self._transaction():
+            hashed = prefetch(pool, lambda c: (c, safe_hash(c.path)), candidates, 4 * self.options.workers)
+            for done, (cand, sha) in enumerate(hashed, 1):
                 self.progress("hash", done, len(candidates))
                 if sha is None:
                     self._record_error(cand.rel, None, cand.mtime, cand.size, "cannot read file")
@@ -208,17 +173,16 @@ class IndexBuilder:
                 cand.sha256 = sha
                 item = db.execute("SELECT id, path FROM items WHERE sha256 = ?", (sha,)).fetchone()
                 if item is not None:
-                    self._link_existing(cand, item[0], item[1])
+                    self._link_existing(cand, item[0], from_db_path(item[1]))
                 elif sha in seen:  # same content twice among new files: embed once
                     seen[sha].append(cand)
                 else:
                     seen[sha] = [cand]
                     to_embed.append(cand)
         self._duplicates_in_run = {sha: group[1:] for sha, group in seen.items() if len(group) > 1}
-        db.commit()
         return to_embed
 
-    def _embed_all(self, candidates: list[_Candidate]) -> None:
+    def _embed_all(self, candidates: list[Candidate]) -> None:
         import torch
 
         opts = self.options
@@ -227,30 +191,32 @@ class IndexBuilder:
         next_row = db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM items").fetchone()[0]
         done = 0
 
-        def decode(cand: _Candidate):
+        def decode(cand: Candidate) -> Decoded:
             try:
                 image = load_image(cand.path, max_side=side)
                 if opts.thumbnails:
                     self._write_thumbnail(cand.sha256, image)
-                return cand, image.size, self.embedder.preprocess(image), None
+                return Decoded(cand, image.size, self.embedder.preprocess(image), None)
             except ImageLoadError as exc:
-                return cand, None, None, str(exc)
+                return Decoded(cand, None, None, str(exc))
 
         with ThreadPoolExecutor(opts.workers) as pool:
-            decoded = _prefetch(pool, decode, candidates, 2 * opts.batch_size + opts.workers)
-            for batch in _batched(decoded, opts.batch_size):
-                good = [entry for entry in batch if entry[3] is None]
-                vectors = self.embedder.embed_pixels(torch.stack([e[2] for e in good])) if good else []
-                with db:  # one transaction per batch: a kill loses at most this batch
-                    for cand, _, _, error in batch:
-                        if error is not None:
-                            self._record_error(cand.rel, cand.sha256, cand.mtime, cand.size, error, commit=False)
-                    for (cand, (width, height), _, _), vector in zip(good, vectors):
+            decoded = prefetch(pool, decode, candidates, 2 * opts.batch_size + opts.workers)
+            for batch in batched(decoded, opts.batch_size):
+                good = [entry for entry in batch if entry.error is None]
+                vectors = self.embedder.embed_pixels(torch.stack([e.pixels for e in good])) if good else []
+                with self._transaction():  # one transaction per batch: a kill loses at most this batch
+                    for entry in batch:
+                        if entry.error is not None:
+                            cand = entry.cand
+                            self._record_error(cand.rel, cand.sha256, cand.mtime, cand.size, entry.error)
+                    for entry, vector in zip(good, vectors):
+                        cand, (width, height) = entry.cand, entry.size
                         blob = np.asarray(vector, dtype="<f2").tobytes()
                         db.execute(
                             "INSERT INTO items (id, path, sha256, mtime, size, width, height, status, embedding)"
                             " VALUES (?, ?, ?, ?, ?, ?, ?, 'ok', ?)",
-                            (next_row, cand.rel, cand.sha256, cand.mtime, cand.size, width, height, blob),
+                            (next_row, db_path(cand.rel), cand.sha256, cand.mtime, cand.size, width, height, blob),
                         )
                         self._upsert_file(cand, "ok", next_row)
                         for twin in self._duplicates_in_run.get(cand.sha256, []):
@@ -261,13 +227,14 @@ class IndexBuilder:
                 done += len(batch)
                 self.progress("embed", done, len(candidates))
 
-    def _mark_missing(self, present: set[str]) -> None:
+    def _mark_missing(self) -> None:
         db = self.store.db
-        gone = [rel for (rel,) in db.execute("SELECT path FROM files WHERE status != 'missing'") if rel not in present]
-        with db:
-            for rel in gone:
-                db.execute("UPDATE files SET status = 'missing' WHERE path = ?", (rel,))
-        self.summary.missing = len(gone)
+        gone = [raw for (raw,) in db.execute("SELECT path FROM files WHERE status != 'missing'")
+                if from_db_path(raw) not in self._present]
+        with self._transaction():
+            for raw in gone:
+                db.execute("UPDATE files SET status = 'missing' WHERE path = ?", (raw,))
+        self.summary.missing = sum(from_db_path(raw) not in self._renamed_from for raw in gone)
 
     def _refresh_item_status(self) -> None:
         """Item is 'ok' while any of its files is present; re-point its path to a present file."""
@@ -276,104 +243,58 @@ class IndexBuilder:
             "SELECT items.id, items.status, items.path,"
             " (SELECT f.path FROM files f WHERE f.item_id = items.id AND f.status IN ('ok','duplicate')"
             "  ORDER BY f.status = 'ok' DESC, f.path LIMIT 1)"
-            " FROM items"
+            " FROM items WHERE items.status != 'remote'"
         ).fetchall()
-        with db:
+        with self._transaction():
             for row, status, path, live_path in rows:
                 new_status = "ok" if live_path else "missing"
-                if new_status != status:
-                    self._status_changed[row] = new_status
                 if new_status != status or (live_path and live_path != path):
                     db.execute("UPDATE items SET status = ?, path = ? WHERE id = ?", (new_status, live_path or path, row))
                     if live_path and live_path != path:
                         db.execute("UPDATE files SET status = 'ok' WHERE path = ?", (live_path,))
 
-    def _materialise(self) -> None:
-        """Rewrite embeddings, HNSW graph and manifest if the item table moved past them."""
-        store = self.store
-        db = store.db
-        total = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-        hnsw_file = store.path / HNSW
-        if total == store.count and not self._status_changed and hnsw_file.is_file():
-            store.write_manifest()
-            return
-        old = store.count if (store.path / "embeddings.f16.npy").is_file() else 0
-        try:
-            previous = np.asarray(store.embeddings) if old else np.zeros((0, store.dim), np.float16)
-        except Exception:
-            previous, old = np.zeros((0, store.dim), np.float16), 0
-        fresh = np.frombuffer(
-            b"".join(blob for (blob,) in db.execute("SELECT embedding FROM items WHERE id >= ? ORDER BY id", (old,))),
-            dtype="<f2",
-        ).reshape(-1, store.dim)
-        embeddings = np.concatenate([previous, fresh.astype(np.float16)])
-        store.write_embeddings(embeddings)
-        self._write_graph(embeddings, old, hnsw_file)
-        store.manifest.count = len(embeddings)
-        store.manifest.hnsw.update(M=self.options.hnsw_m, ef_construction=self.options.hnsw_ef_construction)
-        store.manifest.hnsw.setdefault("ef_search", 128)
-        store.write_manifest()
-
-    def _write_graph(self, embeddings: np.ndarray, old: int, hnsw_file: Path) -> None:
-        from .ann import add_to_hnsw, load_hnsw, new_hnsw
-
-        count, dim = embeddings.shape
-        graph = None
-        if old and hnsw_file.is_file():
-            try:
-                graph = load_hnsw(hnsw_file, dim, old, 128)
-                graph.resize_index(max(count, 1))
-                status_changes = self._status_changed
-            except Exception:
-                graph = None
-        if graph is None:
-            graph = new_hnsw(dim, count, self.options.hnsw_m, self.options.hnsw_ef_construction)
-            old = 0
-            status_changes = dict(self.store.db.execute("SELECT id, status FROM items WHERE status != 'ok'"))
-        add_to_hnsw(graph, embeddings, old, self.options.workers,
-                    lambda done, total: self.progress("graph", done, total))
-        for row, status in status_changes.items():
-            try:
-                graph.mark_deleted(row) if status == "missing" else graph.unmark_deleted(row)
-            except RuntimeError:
-                pass  # already in the requested state
-        with atomic_path(hnsw_file) as tmp:
-            graph.save_index(str(tmp))
-
     # -- helpers ---------------------------------------------------------------------------------
-    def _link_existing(self, cand: _Candidate, row: int, canonical: str) -> None:
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Commit on success (a write point), roll back on any error."""
+        db = self.store.db
+        try:
+            yield db
+            write_point("sqlite", self.store.path)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    def _link_existing(self, cand: Candidate, row: int, canonical: str) -> None:
         """A changed/new file whose content is already indexed: point it at that row."""
-        state = self.store.db.execute("SELECT status FROM files WHERE path = ?", (canonical,)).fetchone()
-        status = "ok" if canonical == cand.rel or not state or state[0] == "missing" else "duplicate"
-        if status == "duplicate":
-            self.summary.duplicates += 1
-        else:
+        state = self.store.db.execute("SELECT status FROM files WHERE path = ?", (db_path(canonical),)).fetchone()
+        if canonical != cand.rel and canonical not in self._present and state and state[0] != "missing":
+            self._renamed_from.add(canonical)  # the indexed path is gone: a move or rename
+            self.summary.renamed += 1
+            status = "ok"
+        elif canonical == cand.rel or not state or state[0] == "missing" or canonical not in self._present:
             self.summary.unchanged += 1
+            status = "ok"
+        else:
+            self.summary.duplicates += 1
+            status = "duplicate"
         self._upsert_file(cand, status, row)
 
-    def _upsert_file(self, cand: _Candidate, status: str, row: int | None) -> None:
+    def _upsert_file(self, cand: Candidate, status: str, row: int | None) -> None:
         self.store.db.execute(
             "INSERT OR REPLACE INTO files (path, sha256, mtime, size, status, error, item_id)"
             " VALUES (?, ?, ?, ?, ?, NULL, ?)",
-            (cand.rel, cand.sha256, cand.mtime, cand.size, status, row),
+            (db_path(cand.rel), cand.sha256, cand.mtime, cand.size, status, row),
         )
 
-    def _record_error(self, rel, sha, mtime, size, reason, commit=True) -> None:
+    def _record_error(self, rel, sha, mtime, size, reason) -> None:
         self.store.db.execute(
             "INSERT OR REPLACE INTO files (path, sha256, mtime, size, status, error, item_id)"
             " VALUES (?, ?, ?, ?, 'error', ?, NULL)",
-            (rel, sha, mtime, size, reason[:500]),
+            (db_path(rel), sha, mtime, size, db_text(reason[:500])),
         )
-        if commit:
-            self.store.db.commit()
         self.summary.errors += 1
-
-    @staticmethod
-    def _safe_hash(path: Path) -> str | None:
-        try:
-            return sha256_file(path)
-        except OSError:
-            return None
 
     def _write_thumbnail(self, sha: str, image) -> None:
         target = self.store.thumbs_dir / sha[:2] / f"{sha}.webp"
@@ -382,32 +303,56 @@ class IndexBuilder:
         target.parent.mkdir(parents=True, exist_ok=True)
         thumb = image.copy()
         thumb.thumbnail((self.options.thumb_size, self.options.thumb_size))
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(thumb)}.tmp")
-        thumb.save(tmp, "WEBP", quality=80, method=4)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            thumb.save(tmp, "WEBP", quality=80, method=4)
+
+
+def write_failure(index: Path, exc: OSError) -> str:
+    """One line for a failed write: what, why, and that the last published index is intact."""
+    where = f" ({os.fsdecode(exc.filename)})" if exc.filename else ""
+    return f"cannot write {index}: {exc.strerror or exc}{where}; the last complete index is intact"
 
 
 def open_or_create(index_path: Path, images_root: Path, embedder) -> IndexStore:
-    """Open the index at `index_path` for `images_root`, or create it; checks model and root."""
-    from .store import MANIFEST
+    """Open the index at `index_path` for writing `images_root` into it, or create it; checks model and root.
 
+    An index whose recorded images folder no longer exists (moved) is re-pointed at `images_root`.
+    """
     images_root = images_root.expanduser()
+    index_path = Path(index_path).expanduser()
     if not images_root.is_dir():
         raise UsageError(f"not a folder: {images_root}")
+    if index_path.exists() and not index_path.is_dir():
+        raise UsageError(f"the index path {index_path} is a file, not a folder")
+    root = images_root.resolve()
     if (index_path / MANIFEST).is_file():
-        store = IndexStore.open(index_path)
-        store.model.check_compatible(embedder.info, what="--model")
-        if store.root.resolve() != images_root.resolve():
-            raise UsageError(f"index {index_path} indexes {store.root}, not {images_root}: use another --index")
+        store = IndexStore.open(index_path, write=True)
+        try:
+            store.model.check_compatible(embedder.info, what="--model")
+            if store.root.resolve() != root:
+                if store.root_found():
+                    raise UsageError(f"index {index_path} indexes {store.root}, not {images_root}: use another index folder")
+                store.manifest.root, store.manifest.root_abs = _root_text(root, index_path), str(root)
+                store._root = None  # the recorded folder is gone: the index follows its images
+        except BaseException:
+            store.close()
+            raise
         return store
-    inside = images_root.resolve().is_relative_to(index_path.resolve())  # a shipped index holds its images
+    inside = root.is_relative_to(index_path.resolve())  # a shipped index holds its images
     if index_path.exists() and any(index_path.iterdir()) and not inside:
         raise IndexNotFoundError(f"{index_path} exists, is not empty and is not a memetui index")
-    root = images_root.resolve()
-    try:  # an index stored inside or beside its images stays valid when the folder moves
-        root_text = os.path.relpath(root, index_path.resolve())
+    try:
+        return IndexStore.create(index_path, embedder.info, _root_text(root, index_path), str(root))
+    except OSError as exc:
+        raise IndexWriteError(write_failure(index_path, exc)) from None
+
+
+def _root_text(root: Path, index_path: Path) -> str:
+    """How the manifest records the images root: relative when the index sits inside or beside it."""
+    try:
+        text = os.path.relpath(root, index_path.resolve())
     except ValueError:
-        root_text = str(root)
-    if root_text.startswith(".." + os.sep + ".." + os.sep) or os.path.isabs(root_text):
-        root_text = str(root)
-    return IndexStore.create(index_path, embedder.info, root_text)
+        return str(root)
+    if text.startswith(".." + os.sep + ".." + os.sep) or os.path.isabs(text):
+        return str(root)
+    return text

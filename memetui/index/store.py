@@ -13,7 +13,9 @@ Folder layout (format 1)::
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,9 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json_atomic
-from ..errors import IndexFormatError, IndexNotFoundError, ModelMismatchError
+from ..atomic import atomic_path, check_size, remove_stale_tmp, write_json_atomic
+from ..errors import IndexFormatError, IndexNotFoundError
+from ..model_info import ModelInfo
+from .db import close_writer, connect_reader, connect_writer, from_db_path
+from .lock import WriterLock
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 EMBEDDINGS = "embeddings.f16.npy"
@@ -48,30 +54,14 @@ CREATE TABLE IF NOT EXISTS files (
     item_id INTEGER REFERENCES items(id)
 );
 CREATE INDEX IF NOT EXISTS files_item ON files(item_id);
+CREATE TABLE IF NOT EXISTS item_meta (   -- imported items: what is known besides the embedding
+    id INTEGER PRIMARY KEY REFERENCES items(id),
+    url TEXT, caption TEXT,
+    meta TEXT                        -- JSON object of the source's other columns
+);
 """
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Identity of the CLIP model that produced an index's embeddings."""
-
-    name: str
-    """open_clip model (config) name, e.g. 'ViT-B-32' or 'memetui-demo-clip'."""
-    pretrained: str | None
-    """open_clip pretrained tag, or a checkpoint file name/path; None for random weights."""
-    dim: int
-    """Embedding dimension."""
-    sha256: str
-    """Hash of the checkpoint file (or of name + tag for hub weights): the identity that counts."""
-
-    def check_compatible(self, other: "ModelInfo", what: str = "query") -> None:
-        """Raise ModelMismatchError unless `other` is the same model as this one."""
-        if self.sha256 != other.sha256 or self.dim != other.dim:
-            raise ModelMismatchError(
-                f"{what} model {other.name} ({other.pretrained}, dim {other.dim}, {other.sha256[:12]}) "
-                f"does not match the index model {self.name} ({self.pretrained}, dim {self.dim}, "
-                f"{self.sha256[:12]})"
-            )
+LIVE_STATUSES = ("ok", "remote")
+"""Item statuses that are searched: 'remote' = imported row whose image is not on this machine."""
 
 
 @dataclass
@@ -82,9 +72,13 @@ class Manifest:
     root: str
     """Images root: absolute, or relative to the index folder (shipped indexes)."""
     count: int = 0
+    """Published rows: readers see rows 0..count-1 only (a running build's rows stay invisible)."""
+    root_abs: str = ""
+    """The images root as an absolute path when the index was last built: used when the relative
+    `root` no longer leads to the images (the index folder was moved alone)."""
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
-    hnsw: dict = field(default_factory=lambda: {"M": 16, "ef_construction": 400, "ef_search": 128})
+    hnsw: dict = field(default_factory=lambda: default_hnsw_params())
     ocr: dict = field(default_factory=dict)
     """OCR engine that read the items' text ({"name", "version", ...}); empty when none has."""
     format: int = FORMAT_VERSION
@@ -105,6 +99,7 @@ class Manifest:
                 model=ModelInfo(**data["model"]),
                 root=str(data["root"]),
                 count=int(data["count"]),
+                root_abs=str(data.get("root_abs") or ""),
                 created=float(data["created"]),
                 updated=float(data["updated"]),
                 hnsw=dict(data.get("hnsw") or {}),
@@ -112,6 +107,13 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"malformed manifest: {exc}") from None
+
+
+def default_hnsw_params() -> dict:
+    """The HNSW parameters a new index records (constants in ann.py)."""
+    from .ann import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+
+    return {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
 
 
 @dataclass(frozen=True)
@@ -126,47 +128,77 @@ class Item:
     height: int
     size: int
     status: str
+    url: str | None = None
+    """Where the image lives on the web (imported items), else None."""
+    caption: str | None = None
+    """Caption or alt text from an import, else None."""
+    meta: str | None = None
+    """JSON object of an import's other metadata columns, else None."""
+
+    @property
+    def has_image(self) -> bool:
+        """True when the image file is on this machine (False for 'remote' imported rows)."""
+        return self.status == "ok"
 
 
 class IndexStore:
     """An index folder: manifest, embeddings (memory-mapped, read-only) and item database."""
 
-    def __init__(self, path: Path, manifest: Manifest):
+    def __init__(self, path: Path, manifest: Manifest, lock: WriterLock | None = None):
         self.path = Path(path)
         self.manifest = manifest
+        self.lock = lock
+        """The writer lock when this store was opened for writing (None for readers)."""
         self._embeddings: np.ndarray | None = None
         self._db: sqlite3.Connection | None = None
         self._live: np.ndarray | None = None
+        self._root: Path | None = None
+        self.fallback: str | None = None
+        """Why the embeddings were read from items.sqlite instead of the damaged file (None if not)."""
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> "IndexStore":
-        """Open an existing index folder, validating its manifest and embeddings file."""
+    def open(cls, path: str | Path, write: bool = False) -> "IndexStore":
+        """Open an existing index folder: read-only (the last published build), or for writing.
+
+        Readers never write (no schema, no journal files) and see rows 0..manifest.count-1 only.
+        `write=True` takes the writer lock (IndexBusyError while another build runs).
+        """
         path = Path(path).expanduser()
         if not path.is_dir():
-            raise IndexNotFoundError(f"no index at {path} (build one with: memetui index DIR --index {path})")
-        manifest_file = path / MANIFEST
-        if not manifest_file.is_file():
-            raise IndexNotFoundError(f"{path} is not a memetui index (no {MANIFEST})")
+            raise IndexNotFoundError(f"no index at {path}" + (" (it is a file)" if path.exists() else ""))
+        lock = WriterLock(path).acquire() if write else None
         try:
-            data = json.loads(manifest_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IndexFormatError(f"cannot read {manifest_file}: {exc}") from None
-        if not isinstance(data, dict):
-            raise IndexFormatError(f"cannot read {manifest_file}: not a JSON object")
-        store = cls(path, Manifest.from_dict(data))
-        store.embeddings  # validate eagerly: a broken index fails at open, not mid-search
+            store = cls(path, read_manifest(path), lock)
+            if write:
+                remove_stale_tmp(path)
+            store.embeddings  # validate eagerly: a broken index fails at open, not mid-search
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         return store
 
     @classmethod
-    def create(cls, path: str | Path, model: ModelInfo, root: str) -> "IndexStore":
-        """Create an empty index folder for `model` over images under `root`."""
+    def create(cls, path: str | Path, model: ModelInfo, root: str, root_abs: str = "") -> "IndexStore":
+        """Create an empty index folder for `model` over images under `root`; returns it open for writing."""
         path = Path(path).expanduser()
         path.mkdir(parents=True, exist_ok=True)
-        store = cls(path, Manifest(model=model, root=root))
-        store.write_embeddings(np.zeros((0, model.dim), dtype=np.float16))
-        store.write_manifest()
+        lock = WriterLock(path).acquire()
+        try:
+            store = cls(path, Manifest(model=model, root=root, root_abs=root_abs), lock)
+            store.db  # the schema exists before the manifest says the index does
+            store.write_embeddings(np.zeros((0, model.dim), dtype=np.float16))
+            store.write_manifest()
+        except BaseException:
+            lock.release()
+            raise
         return store
+
+    @property
+    def writable(self) -> bool:
+        """True when this store holds the writer lock."""
+        return self.lock is not None and self.lock.held
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -181,14 +213,21 @@ class IndexStore:
 
     @property
     def count(self) -> int:
-        """Number of rows (distinct images, including tombstoned ones)."""
+        """Number of published rows (distinct images, including tombstoned ones)."""
         return self.manifest.count
 
     @property
     def root(self) -> Path:
-        """Absolute images root."""
-        root = Path(self.manifest.root).expanduser()
-        return root if root.is_absolute() else (self.path / root).resolve()
+        """Absolute images root: the recorded relative root, or the absolute one if the index moved alone."""
+        if self._root is None:
+            from ..paths import images_root
+
+            self._root = images_root(self)
+        return self._root
+
+    def root_found(self) -> bool:
+        """True when the images root exists (False when the index or its images moved)."""
+        return self.root.is_dir()
 
     @property
     def sae_dir(self) -> Path:
@@ -204,46 +243,52 @@ class IndexStore:
     def embeddings(self) -> np.ndarray:
         """[N, dim] float16 unit rows, memory-mapped read-only."""
         if self._embeddings is None:
+            from .check import embeddings_from_db, embeddings_rows
+
             file = self.path / EMBEDDINGS
             try:
-                emb = np.load(file, mmap_mode="r", allow_pickle=False)
-            except FileNotFoundError:
-                raise IndexFormatError(f"index {self.path} has no {EMBEDDINGS}") from None
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"cannot read {file}: {exc}") from None
-            if emb.ndim != 2 or emb.shape[1] != self.dim or emb.dtype != np.float16:
-                raise IndexFormatError(f"{file}: expected [N, {self.dim}] float16, found {emb.shape} {emb.dtype}")
-            if emb.shape[0] != self.count:
-                raise IndexFormatError(
-                    f"{file} holds {emb.shape[0]} rows but the manifest says {self.count}: "
-                    "the index is mid-update; re-run `memetui index`"
-                )
+                rows = embeddings_rows(file, self.dim)
+                if rows < self.count:
+                    raise IndexFormatError(f"{EMBEDDINGS} holds {rows:,} rows, the manifest {self.count:,}")
+                emb = np.load(file, mmap_mode="r", allow_pickle=False)[: self.count]  # later rows: unpublished
+            except IndexFormatError as exc:
+                emb, self.fallback = embeddings_from_db(self), str(exc)
+                log.warning("%s: %s; reading embeddings from %s", self.path, exc, DATABASE)
             self._embeddings = emb
         return self._embeddings
 
     # -- items ---------------------------------------------------------------------------------
     @property
     def db(self) -> sqlite3.Connection:
-        """The item database (WAL mode), created on first use."""
+        """The item database: read-only for readers, WAL + schema for the writer (see db.py)."""
         if self._db is None:
-            try:
-                db = sqlite3.connect(self.path / DATABASE, check_same_thread=False, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(SCHEMA)
-            except sqlite3.DatabaseError as exc:
-                raise IndexFormatError(f"cannot open {self.path / DATABASE}: {exc}") from None
-            self._db = db
+            file = self.path / DATABASE
+            self._db = connect_writer(file, SCHEMA) if self.writable else connect_reader(file)
         return self._db
+
+    def items_count(self) -> int:
+        """Rows in items.sqlite, published or not."""
+        return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def pending_rows(self) -> int:
+        """Rows embedded past the manifest's count: a build running or interrupted (the next build publishes them)."""
+        return max(self.items_count() - self.count, 0)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the derived files, in words ([] when whole); a build repairs all of it."""
+        from .check import index_problems
+
+        return index_problems(self)
 
     def item(self, row: int) -> Item:
         """Return the item stored at embedding row `row`."""
         found = self.db.execute(
-            "SELECT id, path, sha256, width, height, size, status FROM items WHERE id = ?", (int(row),)
+            "SELECT items.id, path, sha256, width, height, size, status, url, caption, meta"
+            " FROM items LEFT JOIN item_meta ON item_meta.id = items.id WHERE items.id = ?", (int(row),)
         ).fetchone()
-        if found is None:
+        if found is None or not 0 <= int(row) < self.count:
             raise IndexFormatError(f"row {row} is not in {self.path / DATABASE}")
-        return Item(found[0], self.root / found[1], *found[2:])
+        return Item(found[0], self.root / from_db_path(found[1]), *found[2:])
 
     def paths(self, rows) -> list[Path]:
         """Absolute image paths for embedding rows, in the given order."""
@@ -251,9 +296,28 @@ class IndexStore:
         if not rows:
             return []
         marks = ",".join("?" * len(rows))
-        found = dict(self.db.execute(f"SELECT id, path FROM items WHERE id IN ({marks})", rows))
+        found = {r: from_db_path(p) for r, p in self.db.execute(f"SELECT id, path FROM items WHERE id IN ({marks})", rows)}
+        lost = [r for r in rows if r not in found or not 0 <= r < self.count]
+        if lost:
+            raise IndexFormatError(f"rows {lost[:5]} are not in {self.path / DATABASE}")
         root = self.root
         return [root / found[r] for r in rows]
+
+    def display_files(self, rows) -> list[tuple[Path, Path]]:
+        """(image path, thumbnail path or the image itself) per embedding row, in order; one query."""
+        rows = [int(r) for r in rows]
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {r: (from_db_path(p), sha) for r, p, sha in self.db.execute(
+            f"SELECT id, path, sha256 FROM items WHERE id IN ({marks})", rows)}
+        root, thumbs = self.root, self.thumbs_dir
+        out = []
+        for r in rows:
+            rel, sha = found[r]
+            thumb = thumbs / sha[:2] / f"{sha}.webp"
+            out.append((root / rel, thumb if thumb.is_file() else root / rel))
+        return out
 
     def thumbnail(self, row: int) -> Path:
         """The 256 px thumbnail of `row` when the build wrote one, else the original image."""
@@ -262,22 +326,25 @@ class IndexStore:
         return thumb if thumb.is_file() else item.path
 
     def live_mask(self) -> np.ndarray:
-        """Boolean [N] mask of rows whose image is present (status 'ok')."""
+        """Boolean [N] mask of searchable rows (status 'ok', or 'remote' for imported rows without a local image)."""
         if self._live is None:
             mask = np.zeros(self.count, dtype=bool)
-            rows = [r for (r,) in self.db.execute("SELECT id FROM items WHERE status = 'ok'")]
+            rows = [r for (r,) in self.db.execute(
+                "SELECT id FROM items WHERE status IN ('ok', 'remote') AND id < ?", (self.count,))]
             mask[np.asarray(rows, dtype=np.int64)] = True
             self._live = mask
         return self._live
 
     def status_counts(self) -> dict[str, int]:
         """Counts of files by status ('ok', 'duplicate', 'error', 'missing')."""
-        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
+        counts = dict(self.db.execute(  # files of unpublished rows are not counted yet
+            "SELECT status, COUNT(*) FROM files WHERE item_id IS NULL OR item_id < ? GROUP BY status", (self.count,)))
         return {key: int(counts.get(key, 0)) for key in ("ok", "duplicate", "error", "missing")}
 
     def errors(self, limit: int = 20) -> list[tuple[str, str]]:
         """(path, reason) of files that could not be indexed."""
-        return list(self.db.execute("SELECT path, error FROM files WHERE status = 'error' ORDER BY path LIMIT ?", (limit,)))
+        found = self.db.execute("SELECT path, error FROM files WHERE status = 'error' ORDER BY path LIMIT ?", (limit,))
+        return [(from_db_path(path), error) for path, error in found]
 
     def sae_names(self) -> list[str]:
         """Names of the SAEs trained for this index."""
@@ -290,9 +357,12 @@ class IndexStore:
         """Atomically replace embeddings.f16.npy with `embeddings` ([N, dim] float16)."""
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float16)
         self._embeddings = None
-        with atomic_path(self.path / EMBEDDINGS) as tmp:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(embeddings))
+        expected = header.tell() + embeddings.nbytes
+        with atomic_path(self.path / EMBEDDINGS, verify=lambda tmp: check_size(tmp, expected)) as tmp:
             with open(tmp, "wb") as handle:
-                np.save(handle, embeddings, allow_pickle=False)
+                np.lib.format.write_array(handle, embeddings, version=(1, 0), allow_pickle=False)
 
     def write_manifest(self) -> None:
         """Atomically write manifest.json (call last: it commits a consistent update)."""
@@ -302,7 +372,24 @@ class IndexStore:
         self._live = None
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database (the writer switches it back to rollback-journal mode) and release the lock."""
         if self._db is not None:
-            self._db.close()
-            self._db = None
+            db, self._db = self._db, None
+            close_writer(db) if self.writable else db.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and validate INDEX/manifest.json."""
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file():
+        raise IndexNotFoundError(f"{path} is not a memetui index (no {MANIFEST})")
+    try:
+        data = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFormatError(f"cannot read {manifest_file}: {exc}") from None
+    if not isinstance(data, dict):
+        raise IndexFormatError(f"cannot read {manifest_file}: not a JSON object")
+    return Manifest.from_dict(data)
+
