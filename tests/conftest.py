@@ -46,6 +46,7 @@ def _isolated_user_dirs(tmp_path, monkeypatch, request):
     """Point user config/data at temporary folders; expose the tiny models folder when used."""
     monkeypatch.setenv("MEMETUI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("MEMETUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MEMETUI_CACHE_DIR", str(tmp_path / "cache"))
     if "tiny_model_dir" in request.fixturenames:
         monkeypatch.setenv("MEMETUI_MODELS", str(request.getfixturevalue("tiny_model_dir")))
 

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from memetui.errors import QueryError, SAEError
-from memetui.steer.directions import (DirectionProvider, PCADirections, RandomDirections, SAEDirections,
-                                      compute_pca, safe_label)
+from memetui.steer.pca import PCADirections, compute_pca
+from memetui.steer.provider import DirectionProvider
+from memetui.steer.random_directions import RandomDirections
+from memetui.steer.sae_directions import SAEDirections
+from memetui.text import terminal_safe
 
 
 def random_sae(dim=24, n=96, k=6, seed=0, labels=None, norm=3.0):
@@ -61,15 +64,16 @@ def test_sae_that_is_inconsistent_is_refused():
         SAEDirections(np.zeros((8, 4)), np.zeros(8), np.zeros(4), np.zeros((4, 8)), k=0)
 
 
-def test_labels_escape_control_characters():
+def test_labels_are_raw_and_escaped_for_display():
     sae = random_sae(labels={"3": "cat\x1b[31mred\x07", 4: ["dog", "puppy\r"]})
-    assert sae.label(3) == "cat\\x1b[31mred\\x07"
-    assert sae.label(4) == "dog, puppy\\r"
+    assert sae.label(3) == "cat\x1b[31mred\x07"
+    assert terminal_safe(sae.label(3)) == "cat\\x1b[31mred\\x07"
+    assert terminal_safe(sae.label(4)) == "dog, puppy\\x0d"
     assert sae.label(5) == "feature 5"
     for text in ["\x1b]52;c;ZXZpbA==\x07", "\x9b31m", "a\u202eb", "tab\there", "nul\x00"]:
-        out = safe_label(text)
-        assert out.isprintable() and "\x1b" not in out and "\x9b" not in out
-    assert safe_label("plain ü 猫") == "plain ü 猫"
+        out = terminal_safe(text)
+        assert out.isprintable() and "\x1b" not in out and "\x9b" not in out and "\u202e" not in out
+    assert terminal_safe("plain ü 猫") == "plain ü 猫"
 
 
 def test_pca_components_orthonormal_and_sorted():
@@ -83,12 +87,14 @@ def test_pca_components_orthonormal_and_sorted():
     np.testing.assert_allclose(np.abs(np.sum(ref * c[:3], 1)), 1, atol=1e-3)
 
 
-def test_pca_is_cached_in_the_index_and_reused(tiny_index):
+def test_pca_is_cached_in_the_user_cache_and_reused(tiny_index, tmp_path, monkeypatch):
     from memetui.index.store import IndexStore
+    from memetui.steer import pca as pca_module
 
     store = IndexStore.open(tiny_index(16))
     first = PCADirections.for_store(store)
-    assert (store.path / "pca.npz").is_file()
+    assert not (store.path / "pca.npz").exists() and len(list((tmp_path / "cache" / "pca").glob("*.npz"))) == 1
+    monkeypatch.setattr(pca_module, "compute_pca", lambda *a, **k: pytest.fail("the cache was not used"))
     again = PCADirections.for_store(store)
     assert np.array_equal(first.pca.components, again.pca.components)
     c = first.pca.components.astype(np.float64)
@@ -114,7 +120,6 @@ def test_fast_query_encoder_matches_topk_sae_encode():
     import torch
 
     from memetui.sae.model import TopKSAE
-    from memetui.steer.directions import SAEDirections
 
     rng = np.random.default_rng(3)
     sae = TopKSAE(32, 128, 8, seed=1)

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from memetui.errors import QueryError
-from memetui.steer.query import DirectionRef, Query, QueryHistory, Term, load_bookmarks, parse_weighted, save_bookmarks
+from memetui.session.library import load_bookmarks, load_query, save_bookmark, save_query
+from memetui.steer.history import QueryHistory
+from memetui.steer.parse import parse_terms, parse_typed, parse_weighted
+from memetui.steer.query import DirectionRef, Query, Term
 
 
 class TableResolver:
@@ -86,14 +89,14 @@ def test_json_round_trip_of_query_and_history(tmp_path):
                Term(0.3125, "direction", DirectionRef("random", 11), 2)))
     assert Query.from_json(q.to_json()) == q
     path = tmp_path / "q.json"
-    q.save(path)
-    assert Query.load(path) == q
+    save_query(path, q)
+    assert load_query(path) == q
     history = QueryHistory([Query(), q], 1)
     again = QueryHistory.from_dict(json.loads(json.dumps(history.to_dict())))
     assert again.states == history.states and again.position == 1
     (tmp_path / "h.json").write_text(json.dumps(history.to_dict()))
-    assert Query.load(tmp_path / "h.json") == q
-    save_bookmarks(tmp_path / "b.json", {"mine": q})
+    assert load_query(tmp_path / "h.json") == q
+    save_bookmark("mine", q, tmp_path / "b.json")
     assert load_bookmarks(tmp_path / "b.json") == {"mine": q}
     r = TableResolver()
     assert Query.from_json(q.to_json()).vector(r).tobytes() == q.vector(r).tobytes()
@@ -115,12 +118,12 @@ def test_malformed_query_file_raises_query_error(tmp_path, text):
     path = tmp_path / "bad.json"
     path.write_text(text)
     with pytest.raises(QueryError):
-        Query.load(path)
+        load_query(path)
 
 
 def test_missing_query_file_raises_query_error(tmp_path):
     with pytest.raises(QueryError):
-        Query.load(tmp_path / "nope.json")
+        load_query(tmp_path / "nope.json")
 
 
 def test_cli_terms_parse_weights():
@@ -128,7 +131,8 @@ def test_cli_terms_parse_weights():
     assert parse_weighted("-1:text") == (-1.0, "text")
     assert parse_weighted("-:x") == (-1.0, "x")
     assert parse_weighted("a:b") == (1.0, "a:b")
-    q = Query.from_cli(["cat", "-0.5:dog"], ["2:/tmp/a.png"])
+    assert parse_weighted("1e-1:cat") == (0.1, "cat")
+    q = parse_terms(["cat", "-0.5:dog"], ["2:/tmp/a.png"])
     assert [(t.weight, t.kind, t.value) for t in q.terms] == [(1.0, "text", "cat"), (-0.5, "text", "dog"),
                                                              (2.0, "image", "/tmp/a.png")]
 
@@ -142,3 +146,28 @@ def test_set_text_replaces_text_terms_in_place():
 def test_empty_query_has_no_vector():
     with pytest.raises(QueryError):
         Query().vector(TableResolver())
+
+
+@pytest.mark.parametrize("text", ["nan:cat", "NaN:cat", "inf:x", "-inf:x", "1e999:red"])
+def test_non_finite_weights_are_errors_not_text(text):
+    with pytest.raises(QueryError, match="not a finite number"):
+        parse_weighted(text)
+    with pytest.raises(QueryError):
+        parse_typed(f"cat {text}")
+
+
+def test_typed_query_parses_weights_and_keeps_phrases():
+    weighted = parse_typed("2:cat -1:text")
+    assert [(t.weight, t.value) for t in weighted.terms] == [(2.0, "cat"), (-1.0, "text")]
+    assert [(t.weight, t.value) for t in parse_typed("red heart").terms] == [(1.0, "red heart")]
+    assert [t.value for t in parse_typed("re:zero").terms] == ["re:zero"]
+
+
+def test_scaled_query_keeps_direction_and_rejects_bad_factors():
+    r = TableResolver()
+    q = Query((Term(2.0, "text", "a"), Term(-1.0, "image", 3)))
+    v, w = q.vector(r), q.scaled(0.25).vector(r)
+    np.testing.assert_allclose(w, 0.25 * v, rtol=1e-6)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(QueryError):
+            q.scaled(bad)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not (SAMPLE_INDEX / "manifest.json").is_file(), 
 
 @pytest.fixture(scope="module")
 def session():
-    from memetui.search import Session
+    from memetui.session import Session
 
     return Session.open(SAMPLE_INDEX, device="cpu")
 
@@ -39,7 +39,7 @@ def test_manifest_names_the_shipped_model_and_checksums_match(session):
     assert hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest() == model.sha256
     assert session.store.count >= 5000
     assert session.store.status_counts()["error"] == 0
-    assert session.embedder.info.sha256 == model.sha256
+    assert session.terms.embedder.info.sha256 == model.sha256
 
 
 def first_word(caption: str) -> str | None:
@@ -54,7 +54,7 @@ def test_caption_words_find_captioned_images(session):
     words = sorted({w for c in held if (w := first_word(c["caption"]))})
     hits = 0
     for word in words:
-        results = session.results(10, query=Query().set_text(word))
+        results = session.results(10, query=Query().set_text(word)).results
         hits += any(word in by_path.get(r.path.relative_to(root).as_posix(), "") for r in results)
     rate = hits / len(words)
     print(f"caption-word hit rate @10: {rate:.3f} over {len(words)} words")
@@ -62,7 +62,7 @@ def test_caption_words_find_captioned_images(session):
 
 
 def test_shipped_sae_loads_with_metrics(session):
-    assert session.sae is not None and session.mode == "sae"
+    assert session.has_sae and session.mode == "sae"
     config = json.loads((SAMPLE_INDEX / "sae" / "sample.json").read_text())
     metrics = config["metrics"]
     # 9k vectors cannot keep every latent firing on a 917-row validation split (see README)

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the index, detect the terminal's graphics, run the app."""
-    from ..search import Session
+    from ..session import Session
     from ..tui.images import detect_graphics
 
     graphics = detect_graphics(args.graphics)  # before the app owns the terminal

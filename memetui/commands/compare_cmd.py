@@ -27,20 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the comparison, print a table (or JSON) and optionally write JSON."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from ..atomic import write_json_atomic
-    from ..search import Session
+    from ..session import Session
     from ..steer.compare import CompareOptions, compare
-    from ..steer.directions import safe_label
+    from ..text import markup_safe
 
     session = Session.open(args.index, device=args.device, sae=args.sae)
     options = CompareOptions(args.directions, args.starts, args.per_start, step_size=args.step_size,
                              bootstrap=args.bootstrap, seed=args.seed)
     console = Console(stderr=True)
     with console.status("measuring") as status:
-        report = compare(session, options, progress=lambda name: status.update(f"measuring {name} directions"))
+        directions = session.directions
+        report = compare(session.store, {name: directions.provider(name) for name in directions.modes},
+                         session.searcher.ann.search, directions.sae, options,
+                         progress=lambda name: status.update(f"measuring {name} directions"))
     data = report.to_dict()
     if args.out:
         write_json_atomic(args.out, data)
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column(f"top-{options.exemplars} changed", justify="right")
     table.add_column("feature share ↑", justify="right")
     for p in report.providers:
-        table.add_row(p.provider + (f" ({escape(safe_label(report.sae))})" if p.provider == "sae" and report.sae else ""),
+        table.add_row(p.provider + (f" ({markup_safe(report.sae)})" if p.provider == "sae" and report.sae else ""),
                       cell(p.coherence), cell(p.top10_change), cell(p.feature_share))
     table.add_row("random rows", cell(report.baseline_coherence), "", "", style="dim")
     Console(highlight=False).print(table)

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from ..steer.parse import is_weighted
 from ..text import path_text
-from ..steer.query import WEIGHTED
 from .common import add_device_argument, add_index_argument, positive_int
 
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def take_extra_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     """Accept negative weighted terms (`-1:text`) that argparse mistakes for options."""
-    terms = [text for text in extra if WEIGHTED.match(text)]
+    terms = [text for text in extra if is_weighted(text)]
     args.terms = list(args.terms) + terms
     return [text for text in extra if text not in terms]
 
@@ -32,25 +32,20 @@ def take_extra_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Embed the terms, sum them with their weights and print the top-k images."""
     from ..errors import UsageError
-    from ..search import Session
-    from ..steer.query import Query
+    from ..session import Session
+    from ..session.library import results_document
+    from ..steer.parse import parse_terms
 
     if not args.terms and not args.image:
         raise UsageError("give at least one text term or --image PATH")
     options = [term for term in args.terms if term.startswith("--")]
     if options:  # `search -- red --index idx`: after `--` everything is a term
         raise UsageError(f"{options[0]} after `--` would be searched as text: put options before `--`")
-    query = Query.from_cli(args.terms, args.image)
+    query = parse_terms(args.terms, args.image)
     session = Session.open(args.index, device=args.device, sae=False)
-    results = session.search(session.vector(query), args.k)
-    terms = [{"weight": t.weight, "kind": t.kind, "value": t.value} for t in query.terms]
+    results = session.results(args.k, query).results
     if args.json:
-        payload = {
-            "index": str(session.store.path),
-            "query": terms,
-            "results": [{"rank": r.rank, "row": r.row, "score": r.score, "path": str(r.path)} for r in results],
-        }
-        json.dump(payload, sys.stdout, indent=2)
+        json.dump(results_document(session.store.path, query, results), sys.stdout, indent=2)
         print()
         return 0
     for r in results:

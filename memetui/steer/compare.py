@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import QueryError
-from .directions import RandomDirections
-from .query import Query, Term
+from .query import DEFAULT_STEP
+from .random_directions import RandomDirections
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CompareOptions:
     """Directions stepped from each start query."""
     exemplars: int = 10
     """Exemplars per direction (and the top-k whose change a step measures)."""
-    step_size: float = 0.25
+    step_size: float = DEFAULT_STEP
     """α of the measured step."""
     bootstrap: int = 1000
     """Bootstrap resamples for the 95% intervals."""
@@ -124,11 +124,14 @@ def mean_pairwise_cosine(x: np.ndarray) -> float:
     return float((gram.sum() - np.trace(gram)) / (m * (m - 1)))
 
 
-def compare(session, options: CompareOptions | None = None, progress=None) -> CompareReport:
-    """Score every provider the session has; `progress(provider)` is called as each starts."""
+def compare(store, providers: dict, search, sae=None, options: CompareOptions | None = None,
+            progress=None) -> CompareReport:
+    """Score each provider in `providers` (name -> DirectionProvider; 'random' is replaced by fresh
+    seeded directions) on `store`'s rows. `search(vector, k)` is the ANN the app uses (returns Hits);
+    `sae` (SAEDirections) measures how a step's change lands on the stepped feature.
+    `progress(name)` is called as each provider starts."""
     options = options or CompareOptions()
     rng = np.random.default_rng(options.seed)
-    store = session.store
     live = np.flatnonzero(store.live_mask())
     if len(live) < max(4, options.exemplars + 1):
         raise QueryError(f"compare needs more than {options.exemplars} images in the index")
@@ -138,59 +141,57 @@ def compare(session, options: CompareOptions | None = None, progress=None) -> Co
                 for _ in range(max(options.directions, 64))]
     starts = rng.choice(live, min(options.starts, len(live)), replace=False)
     random_dirs = RandomDirections(store.dim, seed=options.seed + 1)
-    providers = []
-    for name in session.modes:
+    scores = []
+    for name, provider in providers.items():
         if progress:
             progress(name)
-        provider = random_dirs if name == "random" else session.provider(name)
-        ids = _coherence_ids(session, name, provider, options, rng, live)
-        coherence = [mean_pairwise_cosine(emb[np.sort(session.ann.search(provider.vector(j), k).rows)]) for j in ids]
-        changes, shares = _locality(session, name, provider, starts, options, random_dirs)
-        providers.append(ProviderScores(
+        provider = random_dirs if name == "random" else provider
+        ids = _coherence_ids(emb, name, provider, options, rng, live)
+        coherence = [mean_pairwise_cosine(emb[np.sort(search(provider.vector(j), k).rows)]) for j in ids]
+        changes, shares = _locality(emb, search, sae, name, provider, starts, options)
+        scores.append(ProviderScores(
             name,
             bootstrap_mean(np.array(coherence), options.bootstrap, rng),
             bootstrap_mean(changes, options.bootstrap, rng),
             bootstrap_mean(shares, options.bootstrap, rng) if shares is not None else None,
         ))
-    return CompareReport(str(store.path), int(len(live)), getattr(session.sae, "sae_name", None),
-                         bootstrap_mean(np.array(baseline), options.bootstrap, rng), providers, options)
+    return CompareReport(str(store.path), int(len(live)), getattr(sae, "sae_name", None),
+                         bootstrap_mean(np.array(baseline), options.bootstrap, rng), scores, options)
 
 
-def _coherence_ids(session, name, provider, options, rng, live) -> list[int]:
+def _coherence_ids(emb, name, provider, options, rng, live) -> list[int]:
     if name == "random":
         return list(range(options.directions))
     if name == "pca":
         return list(range(min(options.directions, len(provider))))
     sample = rng.choice(live, min(2048, len(live)), replace=False)
-    code = provider.encode(np.asarray(session.store.embeddings[np.sort(sample)], np.float32) * provider.input_norm)
+    code = provider.encode(np.asarray(emb[np.sort(sample)], np.float32) * provider.input_norm)
     fired = np.unique(code.indices[code.acts > 0])
     if len(fired) == 0:
         fired = np.arange(len(provider))
     return [int(j) for j in rng.choice(fired, min(options.directions, len(fired)), replace=False)]
 
 
-def _locality(session, name, provider, starts, options, random_dirs):
+def _locality(emb, search, sae, name, provider, starts, options):
     """[starts, per_start] top-10 change and SAE feature share (None without an SAE)."""
-    sae = session.sae
     k = options.exemplars
     changes = np.full((len(starts), options.per_start), np.nan)
     shares = np.full_like(changes, np.nan) if sae is not None else None
     next_random = options.directions
     for s, row in enumerate(starts):
-        q0 = Query((Term(1.0, "image", int(row)),))
-        v0 = session.vector(q0)
+        v0 = np.asarray(emb[int(row)], dtype=np.float32)
         if name == "random":
             ids = list(range(next_random, next_random + options.per_start))
             next_random += options.per_start
         else:
-            ids = [a.id for a in session.active_directions(options.per_start, mode=name, query=q0)]
-        top0 = set(session.ann.search(v0, k).rows.tolist())
+            ids = [a.id for a in provider.active(v0, options.per_start)]
+        top0 = set(search(v0, k).rows.tolist())
         code0 = sae.dense(sae.encode_query(v0)) if sae is not None else None
         norm = float(np.linalg.norm(v0))
         for t, j in enumerate(ids[: options.per_start]):
             d = provider.vector(j)
             v1 = v0 + np.float32(options.step_size * norm) * d
-            top1 = set(session.ann.search(v1, k).rows.tolist())
+            top1 = set(search(v1, k).rows.tolist())
             changes[s, t] = 1 - len(top0 & top1) / max(len(top0), 1)
             if sae is not None:
                 delta = np.abs(sae.dense(sae.encode_query(v1)) - code0)

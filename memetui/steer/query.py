@@ -1,4 +1,4 @@
-"""Query: weighted terms (text, image, direction) and their vector; undo/redo; JSON.
+"""Query: weighted terms (text, image, direction), their vector, and their JSON form.
 
 A query is an immutable tuple of terms ``(weight, kind, value)``. Its vector is
 
@@ -7,7 +7,7 @@ A query is an immutable tuple of terms ``(weight, kind, value)``. Its vector is
 not re-normalised (as in the seed's Meme Search Engine); ranking is by ``q·x``. Stepping along a
 direction d by ``±1`` adds ``±α·‖q‖`` to the weight of d's term (α = step size), creating the term
 on the first step, so repeated steps on one direction merge into one term. Every edit returns a
-new Query; `QueryHistory` keeps the states, so undo restores a previous state object exactly and
+new Query; `steer.history.QueryHistory` keeps the states, so undo restores a previous state object exactly and
 its vector is bitwise equal to the one computed before.
 """
 
@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Literal, Protocol
 
 import numpy as np
 
 from ..errors import QueryError
+from .provider import PROVIDERS
 
 FORMAT_VERSION = 1
 DEFAULT_STEP = 0.25
+"""α, the default step size: a step along d adds ±α·‖q‖ to d's weight."""
+STEP_FACTOR = 1.5
+"""`]` multiplies the step size by this, `[` divides by it."""
+STEP_RANGE = (1 / 64, 4.0)
+"""Smallest and largest step size."""
+NORM_LIMIT = 1e3
+"""A step from a query with ‖q‖ above this first rescales it to ‖q‖ = 1 (ranking and SAE reading
+are scale-invariant), so hundreds of steps never overflow float32."""
 Kind = Literal["text", "image", "direction"]
 KINDS: tuple[str, ...] = ("text", "image", "direction")
-PROVIDERS: tuple[str, ...] = ("sae", "pca", "random")
-WEIGHTED = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)|[+-]):(.*)$", re.S)
 
 
 class DirectionRef(tuple):
@@ -184,10 +190,6 @@ class Query:
                 return self.with_terms(self.terms[:i] + (merged,) + self.terms[i + 1:])
         return self.with_terms(self.terms + (term,))
 
-    def without(self, kind: str) -> "Query":
-        """This query without terms of `kind`."""
-        return self.with_terms(t for t in self.terms if t.kind != kind)
-
     def set_text(self, text: str, weight: float = 1.0) -> "Query":
         """Replace every text term by one term `text` (empty text removes them); stays in place."""
         terms = list(self.terms)
@@ -208,6 +210,12 @@ class Query:
         check_step_size(step_size)
         norm = float(norm) if norm > 0 and math.isfinite(norm) else 1.0
         return self.add(Term(sign * step_size * norm, "direction", DirectionRef(*direction), sign))
+
+    def scaled(self, factor: float) -> "Query":
+        """Every weight times `factor` (> 0): the same ranking and SAE reading, another ‖q‖."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise QueryError(f"scale factor must be a positive number, not {factor!r}")
+        return self.with_terms(replace(t, weight=t.weight * factor) for t in self.terms)
 
     def direction_terms(self) -> dict[DirectionRef, Term]:
         """Direction terms by direction."""
@@ -241,29 +249,7 @@ class Query:
     @classmethod
     def from_json(cls, text: str) -> "Query":
         """Parse JSON text (raises QueryError)."""
-        return cls.from_dict(_loads(text))
-
-    def save(self, path: str | Path) -> None:
-        """Write this query as JSON (atomically)."""
-        from ..atomic import write_json_atomic
-
-        write_json_atomic(Path(path), self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Query":
-        """Read a query file, or the current query of a history file (raises QueryError)."""
-        data = _read_json(Path(path))
-        if isinstance(data, dict) and "history" in data:
-            return QueryHistory.from_dict(data).current
-        return cls.from_dict(data)
-
-    # -- command line --------------------------------------------------------------------------
-    @classmethod
-    def from_cli(cls, texts: Iterable[str] = (), images: Iterable[str] = ()) -> "Query":
-        """Terms as typed on the command line: `cat`, `2:cat`, `-1:text`; images `[W:]PATH`."""
-        terms = [_term(text, "text") for text in texts]
-        terms += [_term(text, "image") for text in images]
-        return cls(tuple(terms))
+        return cls.from_dict(parse_json(text))
 
 
 def check_step_size(step_size: float) -> float:
@@ -274,126 +260,9 @@ def check_step_size(step_size: float) -> float:
     return float(step_size)
 
 
-def parse_weighted(text: str) -> tuple[float, str]:
-    """Split `2:cat`, `-1:text`, `-:x` or `cat` into (weight, text)."""
-    return _weighted(text)
-
-
-def _weighted(text: str) -> tuple[float, str]:
-    match = WEIGHTED.match(text)
-    if not match:
-        return 1.0, text
-    weight, rest = match.groups()
-    return (float(weight + "1") if weight in "+-" else float(weight)), rest
-
-
-def _term(text: str, kind: str) -> Term:
-    weight, value = _weighted(text)
-    return Term(weight, kind, value)
-
-
-@dataclass
-class QueryHistory:
-    """Undo/redo over immutable Query states: `states[position]` is the current query."""
-
-    states: list[Query] = field(default_factory=lambda: [Query()])
-    position: int = 0
-    limit: int = 10_000
-    """Oldest states are dropped beyond this many."""
-
-    def __post_init__(self):
-        if not self.states:
-            self.states = [Query()]
-        if not 0 <= self.position < len(self.states):
-            raise QueryError(f"history position {self.position} outside 0..{len(self.states) - 1}")
-
-    @property
-    def current(self) -> Query:
-        """The current query."""
-        return self.states[self.position]
-
-    @property
-    def can_undo(self) -> bool:
-        return self.position > 0
-
-    @property
-    def can_redo(self) -> bool:
-        return self.position < len(self.states) - 1
-
-    def push(self, query: Query) -> Query:
-        """Make `query` current; drops the redo branch. A state equal to the current is not pushed."""
-        if query == self.current:
-            return self.current
-        del self.states[self.position + 1:]
-        self.states.append(query)
-        if len(self.states) > self.limit:
-            del self.states[: len(self.states) - self.limit]
-        self.position = len(self.states) - 1
-        return query
-
-    def undo(self) -> bool:
-        """Go back one state; False when there is none."""
-        if not self.can_undo:
-            return False
-        self.position -= 1
-        return True
-
-    def redo(self) -> bool:
-        """Go forward one state; False when there is none."""
-        if not self.can_redo:
-            return False
-        self.position += 1
-        return True
-
-    def to_dict(self) -> dict:
-        """JSON form: {"format": 1, "position": i, "history": [query, ...]}."""
-        return {"format": FORMAT_VERSION, "position": self.position, "history": [q.to_dict() for q in self.states]}
-
-    @classmethod
-    def from_dict(cls, data: object) -> "QueryHistory":
-        """Parse the JSON form (raises QueryError)."""
-        if not isinstance(data, dict) or not isinstance(data.get("history"), list) or not data["history"]:
-            raise QueryError("a query history must be a JSON object with a non-empty 'history' list")
-        position = data.get("position", len(data["history"]) - 1)
-        if isinstance(position, bool) or not isinstance(position, int):
-            raise QueryError(f"history position must be an integer, not {position!r}")
-        return cls([Query.from_dict(q) for q in data["history"]], position)
-
-
-def load_bookmarks(path: Path) -> dict[str, Query]:
-    """Read a bookmarks file {"format": 1, "bookmarks": {name: query}}; missing file -> {}."""
-    if not Path(path).is_file():
-        return {}
-    data = _read_json(Path(path))
-    if not isinstance(data, dict) or not isinstance(data.get("bookmarks"), dict):
-        raise QueryError(f"{path}: a bookmarks file must hold a 'bookmarks' object")
-    return {str(name): Query.from_dict(q) for name, q in data["bookmarks"].items()}
-
-
-def save_bookmarks(path: Path, bookmarks: dict[str, Query]) -> None:
-    """Write bookmarks atomically."""
-    from ..atomic import write_json_atomic
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(path), {"format": FORMAT_VERSION,
-                                   "bookmarks": {name: q.to_dict() for name, q in bookmarks.items()}})
-
-
-def _loads(text: str) -> object:
+def parse_json(text: str) -> object:
+    """json.loads, raising QueryError on malformed or too deeply nested text."""
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise QueryError(f"not valid JSON: {exc}") from None
-
-
-def _read_json(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QueryError(f"query file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"cannot read query file {path}: {exc}") from None
-    try:
-        return _loads(text)
-    except QueryError as exc:
-        raise QueryError(f"{path}: {exc}") from None

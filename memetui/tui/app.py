@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -25,9 +24,10 @@ from textual.containers import Horizontal
 from textual.widgets import Footer
 
 from ..errors import MemetuiError
-from ..search import Session
-from ..steer.directions import safe_label
-from ..steer.query import WEIGHTED, Query, QueryHistory
+from ..session import Session
+from ..steer.parse import parse_typed
+from ..steer.query import Query, Term
+from ..text import terminal_safe
 from .images import ThumbnailCache
 from .threads import call_from_worker
 from .keys import DEFAULT_KEYS, default_bindings, help_rows, load_keymap
@@ -77,9 +77,9 @@ class MemeApp(App):
         self.results_shown = 0
         """Completed result refreshes (tests and benchmarks wait on this)."""
         self.start_query: Query | None = None
+        self.last_search_ms = 0.0
+        """Milliseconds of the search whose results are on screen (0 when they were cached)."""
         self._busy_timer = None
-        self._engine_lock = threading.Lock()
-        """Search and prefetch workers take turns on the Session (its caches are not thread-safe)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -104,28 +104,28 @@ class MemeApp(App):
         try:
             self._initial_query()
         except MemetuiError as exc:
-            self.notify(str(exc), severity="error")
+            self.say(str(exc), severity="error")
         self.start_query = self.session.query
         self.refresh_view()
 
     def _initial_query(self) -> None:
         session = self.session
         if self.query_file is not None:
-            session.load_query(self.query_file)
+            session.files.load_query(self.query_file)
         elif self.restore_history:
             try:
-                session.load_history()
+                session.files.load_history()
             except MemetuiError:
                 pass
-        if not session.query.terms and session.store.count:
-            session.add_image(int(session.store.live_mask().argmax()))
-        session.history = QueryHistory(states=[session.query])  # undo stops at the start query
+        if not session.query.terms and session.first_row is not None:
+            session.add_image(session.first_row)
+        session.start_here()  # undo stops at the start query
 
     def on_unmount(self) -> None:
         if self._busy_timer is not None:
             self._busy_timer.stop()
         try:
-            self.session.save_history()
+            self.session.files.save_history()
         except (MemetuiError, OSError):
             pass
 
@@ -146,26 +146,19 @@ class MemeApp(App):
 
     def _show_cached(self, generation: int, query: Query, mode: str) -> bool:
         """Show prefetched results at once, on this thread, when they and their visible thumbnails
-        are cached and no worker holds the engine (then there is no search to wait for)."""
+        are cached (then there is no search to wait for)."""
         results = self.session.cached_results(RESULTS, query)
-        if results is None or not self._engine_lock.acquire(blocking=False):
+        if results is None:
+            return False
+        tiles = _tiles(results)
+        if self.grid.unrendered(tiles[: self.grid.visible_count]):
             return False
         try:
-            tiles = self._tiles(results)
-            if self.grid.unrendered(tiles[: self.grid.visible_count]):
-                return False
             directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
-            self.session.timings.search_ms = 0.0  # a cache hit: no search ran
         except MemetuiError:
             return False
-        finally:
-            self._engine_lock.release()
-        self._apply(generation, tiles, directions)
+        self._apply(generation, tiles, directions, 0.0)  # a cache hit: no search ran
         return True
-
-    def _tiles(self, results) -> list[Tile]:
-        """Search results as the grid shows them."""
-        return [Tile(r.row, r.path, self.session.store.thumbnail(r.row), r.score) for r in results]
 
     def _show_busy(self, generation: int) -> None:
         if generation != self.generation or not self.query_bar.is_mounted:
@@ -177,21 +170,21 @@ class MemeApp(App):
     def _search(self, generation: int, query: Query, mode: str, visible: int) -> None:
         stale = lambda: generation != self.generation  # noqa: E731  a newer keypress superseded this search
         try:
-            with self._engine_lock:
-                results = self.session.results(RESULTS, query=query)
-                directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
+            page = self.session.results(RESULTS, query=query)
+            directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
         except MemetuiError as exc:
-            call_from_worker(self, partial(self.notify, str(exc), severity="error"))
+            call_from_worker(self, partial(self.say, str(exc), severity="error"))
             call_from_worker(self, self._show_status)
             return
-        tiles = self._tiles(results)
+        tiles = _tiles(page.results)
         # thumbnails on screen are rendered before the results are shown: one repaint per keypress
         if self.grid.render_thumbnails(tiles[:visible], stale, app=self) and not stale():
-            call_from_worker(self, self._apply, generation, tiles, directions)
+            call_from_worker(self, self._apply, generation, tiles, directions, page.search_ms)
 
-    def _apply(self, generation: int, tiles: list[Tile], directions) -> None:
+    def _apply(self, generation: int, tiles: list[Tile], directions, search_ms: float) -> None:
         if generation != self.generation:
             return  # a newer keypress superseded this search
+        self.last_search_ms = search_ms
         if self._busy_timer is not None:
             self._busy_timer.stop()
         self.query_bar.show_query(self.session.query.describe() or "(empty)")
@@ -202,41 +195,41 @@ class MemeApp(App):
             selected.id if selected is not None and selected.provider == self.session.mode else None)
         self.results_shown += 1
         self._show_status()
-        self.call_after_refresh(self._prefetch, generation, self.grid.visible_count)
+        snapshots = [q for q in (self.session.stepped_query(1), self.session.stepped_query(-1)) if q is not None]
+        self.call_after_refresh(self._prefetch, generation, snapshots, self.grid.visible_count)
         if self.results_shown == 1:
             self.call_after_refresh(gc.freeze)  # torch, the index and Textual stay out of gen-2 scans: no 200 ms pauses
 
     @work(thread=True, exclusive=True, group="prefetch")
-    def _prefetch(self, generation: int, visible: int) -> None:
-        """After a frame: search a step either way and render the thumbnails it would show, so the
-        next `l`/`h` finds both cached. Yields to any newer keypress; never runs beside a search."""
-        for sign in (1, -1):
+    def _prefetch(self, generation: int, queries: list[Query], visible: int) -> None:
+        """After a frame: search the given snapshots (a step either way, computed on the UI thread)
+        and render the thumbnails they would show, so the next `l`/`h` finds both cached.
+        Yields to any newer keypress."""
+        for query in queries:
             if generation != self.generation:
                 return
-            with self._engine_lock:
-                query = self.session.stepped_query(sign) if generation == self.generation else None
-                if query is None:
-                    return
-                try:
-                    results = self.session.results(RESULTS, query=query, record=False)[:visible]
-                except MemetuiError:
-                    return
-            tiles = self._tiles(results)
-            self.grid.render_thumbnails(tiles, lambda: generation != self.generation, app=self)
+            try:
+                results = self.session.results(RESULTS, query=query).results[:visible]
+            except MemetuiError:
+                return
+            self.grid.render_thumbnails(_tiles(results), lambda: generation != self.generation, app=self)
 
     def _show_status(self, busy: bool = False) -> None:
         session = self.session
-        device = str(session.embedder.device) if session.embedder_loaded else self.device_name
-        self.status_bar.show(images=int(session.store.live_mask().sum()), device=device, mode=session.mode,
-                             step=session.step_size, search_ms=session.last_search_ms, busy=busy,
-                             undo=session.history.position)
+        self.status_bar.show(images=session.live_count, device=session.terms.device_label or self.device_name,
+                             mode=session.mode, step=session.step_size, search_ms=self.last_search_ms, busy=busy,
+                             undo=session.undo_depth)
+
+    def say(self, message: str, **kwargs) -> None:
+        """A notification of raw text (names, errors): escaped, never read as markup."""
+        self.notify(terminal_safe(message), markup=False, **kwargs)
 
     def _guard(self, fn, *args):
         """Run a Session edit; turn engine errors into a notification; refresh on success."""
         try:
             fn(*args)
         except MemetuiError as exc:
-            self.notify(str(exc), severity="warning")
+            self.say(str(exc), severity="warning")
             return
         self.refresh_view()
 
@@ -249,12 +242,10 @@ class MemeApp(App):
     def _embed_then_set(self, text: str) -> None:
         call_from_worker(self, self._show_status, True)
         try:
-            query = typed_query(text)
-            for term in query.terms:  # the slow part (CLIP load on first use) runs off the UI thread
-                with self._engine_lock:
-                    self.session.text_vector(term.value)
+            query = parse_typed(text)
+            self.session.prepare(query)  # the slow part (CLIP load on first use) runs off the UI thread
         except MemetuiError as exc:
-            call_from_worker(self, partial(self.notify, str(exc), severity="warning"))
+            call_from_worker(self, partial(self.say, str(exc), severity="warning"))
             return
         call_from_worker(self, self._guard, self.session.set_query, query)
 
@@ -285,7 +276,7 @@ class MemeApp(App):
         """`i` / `-`: add the selected image as a positive / negative term."""
         tile = self.grid.selected
         if tile is None:
-            self.notify("no image selected", severity="warning")
+            self.say("no image selected", severity="warning")
             return
         self._guard(self.session.add_image, tile.row, float(weight))
 
@@ -313,7 +304,7 @@ class MemeApp(App):
 
     def action_step_size(self, direction: int) -> None:
         """`[` / `]`: smaller / larger steps."""
-        (self.session.grow_step if direction > 0 else self.session.shrink_step)()
+        self.session.scale_step(direction > 0)
         self._show_status()
 
     def action_undo(self) -> None:
@@ -321,14 +312,14 @@ class MemeApp(App):
         if self.session.undo():
             self.refresh_view()
         else:
-            self.notify("nothing to undo", timeout=1.5)
+            self.say("nothing to undo", timeout=1.5)
 
     def action_redo(self) -> None:
         """`ctrl+r`: redo."""
         if self.session.redo():
             self.refresh_view()
         else:
-            self.notify("nothing to redo", timeout=1.5)
+            self.say("nothing to redo", timeout=1.5)
 
     def action_toggle_focus(self) -> None:
         """`tab`: move focus between the feature panel and the grid."""
@@ -345,12 +336,12 @@ class MemeApp(App):
             return
         session = self.session
         features = []
-        if session.sae is not None:
+        if session.has_sae:
             try:
-                features = session.active_directions(8, mode="sae", query=_image_query(tile.row))
+                features = session.active_directions(8, mode="sae", query=Query((Term(1.0, "image", tile.row),)))
             except MemetuiError:
                 features = []
-        item = session.store.item(tile.row)
+        item = session.item(tile.row)
         info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
                 "row": str(tile.row), "sha256": item.sha256[:16]}
         self.push_screen(DetailScreen(self.cache, tile.path, info, features))
@@ -360,7 +351,7 @@ class MemeApp(App):
         tile = self.grid.selected
         if tile is not None:
             self.copy_to_clipboard(str(tile.path))
-            self.notify(f"copied {safe_label(tile.path.name)}", timeout=2)
+            self.say(f"copied {tile.path.name}", timeout=2)
 
     def action_open_original(self) -> None:
         """`o`: open the original with the system viewer when there is a display; else show its path."""
@@ -371,18 +362,18 @@ class MemeApp(App):
         has_display = sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
         if has_display and shutil.which(opener):
             subprocess.Popen([opener, str(tile.path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.notify(f"opening {safe_label(tile.path.name)}", timeout=2)
+            self.say(f"opening {tile.path.name}", timeout=2)
         else:
-            self.notify(f"no display: {safe_label(str(tile.path))}", timeout=6)
+            self.say(f"no display: {tile.path}", timeout=6)
 
     def action_bookmark(self) -> None:
         """`b`: bookmark the current query (saved across runs)."""
         try:
-            name = self.session.bookmark()
+            name = self.session.files.bookmark()
         except (MemetuiError, OSError) as exc:
-            self.notify(f"bookmark failed: {exc}", severity="error")
+            self.say(f"bookmark failed: {exc}", severity="error")
             return
-        self.notify(f"bookmarked: {safe_label(name)}", timeout=2)
+        self.say(f"bookmarked: {name}", timeout=2)
 
     def action_export(self) -> None:
         """`e`: export the current results + query as JSON into the data folder."""
@@ -391,26 +382,17 @@ class MemeApp(App):
         target = user_data_dir() / "exports" / time.strftime("memetui-%Y%m%d-%H%M%S.json")
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.session.export(target)
+            self.session.files.export(target)
         except (MemetuiError, OSError) as exc:
-            self.notify(f"export failed: {exc}", severity="error")
+            self.say(f"export failed: {exc}", severity="error")
             return
-        self.notify(f"exported to {safe_label(str(target))}", timeout=4)
+        self.say(f"exported to {target}", timeout=4)
 
     def action_help(self) -> None:
         """`?`: the key map."""
         self.push_screen(HelpScreen(help_rows(self._keymap)))
 
 
-def typed_query(text: str) -> Query:
-    """A typed query: weighted words (`2:cat -1:text`) become separate terms, else one phrase."""
-    words = text.split()
-    if any(WEIGHTED.match(word) for word in words):
-        return Query.from_cli(words)
-    return Query().set_text(text)
-
-
-def _image_query(row: int) -> Query:
-    from ..steer.query import Term
-
-    return Query().add(Term(1.0, "image", row))
+def _tiles(results) -> list[Tile]:
+    """Search results as the grid shows them."""
+    return [Tile(r.row, r.path, r.thumbnail, r.score) for r in results]

@@ -20,6 +20,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from ..lru import LRUCache
+
 from .kitty import (DEFAULT_CELL_SIZE, MAX_CELLS, Upload, allocate_image_id, placeholder_strips, terminal_cell_size,
                     transmit_sequence)
 
@@ -120,9 +122,10 @@ class ThumbnailCache:
                  cell_size: tuple[int, int] | None = None):
         self.mode = mode
         self.capacity = capacity
-        self._strips: OrderedDict[tuple, list[Strip]] = OrderedDict()
         self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
         self._lock = threading.Lock()
+        """Guards the upload queue (the strips have their own cache lock)."""
+        self._strips: LRUCache[tuple, list[Strip]] = LRUCache(capacity, on_evict=self._drop_upload)
         self.renders = 0
         """How many times an image was decoded and rendered (tests: repaint must not add any)."""
         self.cell_size = cell_size or (terminal_cell_size() if mode == "kitty" else DEFAULT_CELL_SIZE)
@@ -130,12 +133,7 @@ class ThumbnailCache:
 
     def get(self, path: Path, width: int, height: int) -> list[Strip] | None:
         """Cached strips, or None when not rendered yet."""
-        key = (str(path), width, height)
-        with self._lock:
-            strips = self._strips.get(key)
-            if strips is not None:
-                self._strips.move_to_end(key)
-            return strips
+        return self._strips.get((str(path), width, height))
 
     def render(self, path: Path, width: int, height: int, label: str = "") -> list[Strip]:
         """Decode `path` and render it at width x height cells (call from a worker thread)."""
@@ -152,13 +150,15 @@ class ThumbnailCache:
             strips = self._render_halfblock(path, width, height)
         with self._lock:
             self.renders += 1
-            self._strips[key] = strips
             if upload is not None:
                 self._uploads[key] = upload
-            while len(self._strips) > self.capacity:
-                evicted, _ = self._strips.popitem(last=False)
-                self._uploads.pop(evicted, None)
+        self._strips.put(key, strips)
         return strips
+
+    def _drop_upload(self, key: tuple, _strips) -> None:
+        """An evicted image no longer needs uploading."""
+        with self._lock:
+            self._uploads.pop(key, None)
 
     def _render_halfblock(self, path: Path, width: int, height: int) -> list[Strip]:
         from ..errors import ImageLoadError

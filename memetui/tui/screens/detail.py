@@ -12,7 +12,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...steer.directions import ActiveDirection, safe_label
+from ...steer.provider import ActiveDirection
+from ...text import path_text, terminal_safe
 from .. import kitty
 from ..images import ThumbnailCache
 from ..threads import call_from_worker
@@ -64,13 +65,13 @@ class DetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("path\n", style="bold")
-        text.append(safe_label(str(self.path)) + "\n\n")
+        text.append(path_text(self.path) + "\n\n")
         for key, value in self.info.items():
             text.append(f"{key:<8}", style="bold")
-            text.append(f"{safe_label(value)}\n")
+            text.append(f"{terminal_safe(value)}\n")
         text.append("\ntop SAE features\n", style="bold")
         for feature in self.features:
-            text.append(f"{feature.id:>5} {feature.value:6.2f}  {safe_label(feature.label)}\n")
+            text.append(f"{feature.id:>5} {feature.value:6.2f}  {terminal_safe(feature.label)}\n")
         if not self.features:
             text.append("(no SAE for this index)\n", style="dim")
         with Horizontal():

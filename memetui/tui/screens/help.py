@@ -9,6 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ...text import literal
+
 
 class HelpScreen(ModalScreen[None]):
     """A table of keys and what they do; any of esc, q or ? closes it."""
@@ -29,7 +31,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("key", style="bold cyan", no_wrap=True)
         table.add_column("action")
         for keys, description in self.rows:
-            table.add_row(keys, description)
+            table.add_row(literal(keys), literal(description))
         with VerticalScroll():
             yield Static(table)
             yield Static("\nRemap keys in keys.json in the config folder (see README).", classes="dim")

@@ -10,7 +10,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...steer.directions import ActiveDirection, safe_label
+from ...steer.provider import ActiveDirection
+from ...text import one_line
 
 BAR = "█▉▊▋▌▍▎▏"
 
@@ -87,8 +88,7 @@ class FeaturePanel(Widget, can_focus=True):
         for index, direction in enumerate(self.directions):
             marker = "▶" if direction.id == self.selected_id else " "
             line_style = "reverse" if index == self.cursor and self.has_focus else ("bold" if index == self.cursor else "")
-            label = safe_label(direction.label)
-            label = label if len(label) <= room else label[: max(1, room - 1)] + "…"
+            label = one_line(direction.label, room)
             line = Text(f"{marker}{direction.id:>5} ", style=line_style)
             line.append(bar(abs(direction.value) / peak, bar_width), style="green" if direction.value >= 0 else "red")
             line.append(f" {direction.value:+6.2f} ", style=line_style)

@@ -8,7 +8,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from ...steer.directions import safe_label
+from ...text import literal
 
 
 class QueryBar(Horizontal):
@@ -36,7 +36,7 @@ class QueryBar(Horizontal):
 
     def show_query(self, description: str) -> None:
         """Display the query's description (escaped)."""
-        self.query_one("#query-text", Static).update(Text("query: ", style="bold") + Text(safe_label(description)),
+        self.query_one("#query-text", Static).update(Text("query: ", style="bold") + literal(description),
             layout=False)  # fixed size (1fr of a 3-line bar): no screen re-layout per keypress
 
     def start_editing(self) -> None:

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...steer.directions import safe_label
+from ...text import one_line
 from .. import kitty
 from ..images import ThumbnailCache
 from ..threads import call_from_worker
@@ -40,6 +40,11 @@ class Tile:
     path: Path
     thumb: Path
     score: float
+
+
+def format_score(score: float) -> str:
+    """A score in at most 10 characters: `+0.734`, `+1.23e+19` for huge ones."""
+    return f"{score:+.3f}" if abs(score) < 1000 else f"{score:+.3g}"
 
 
 class TileView(Widget):
@@ -81,14 +86,13 @@ class TileView(Widget):
         self.refresh(Region(0, 0, self.tile_width, self.image_height))
 
     def _name_strip(self) -> Strip:
-        name = safe_label(self.tile.path.name)
         width = self.tile_width
-        text = name if len(name) <= width else name[: width - 1] + "…"
+        text = one_line(self.tile.path.name, width)
         return Strip([Segment(text.ljust(width), self._highlight)], width)
 
     def _score_strip(self) -> Strip:
         style = DIM if self._highlight is None else self._highlight
-        return Strip([Segment(f"{self.tile.score:+.3f}".ljust(self.tile_width), style)], self.tile_width)
+        return Strip([Segment(format_score(self.tile.score).ljust(self.tile_width)[: self.tile_width], style)], self.tile_width)
 
     def render_line(self, y: int) -> Strip:
         """Thumbnail line y, or the name / score line below it."""

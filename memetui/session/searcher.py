@@ -1,0 +1,80 @@
+"""Searcher: top-k rows of a query vector through the index's ANN, with a result cache per query."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ..index.ann import AnnSearcher
+from ..lru import LRUCache
+from ..steer.query import Query
+
+RESULT_CACHE = 64
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked image."""
+
+    rank: int
+    row: int
+    path: Path
+    score: float
+    thumbnail: Path
+    """The file to draw: the index's thumbnail, else the original image."""
+
+
+class ResultPage(NamedTuple):
+    """The answer to one results() call; its timing belongs to the call that produced it."""
+
+    results: list[SearchResult]
+    search_ms: float
+    """Milliseconds this call spent (≈ 0 when the page came from the cache)."""
+    cached: bool
+    """True when no search ran (prefetched or seen before)."""
+
+
+class Searcher:
+    """Ranks an index's live rows by dot product with a query vector."""
+
+    def __init__(self, store, ann: AnnSearcher | None = None):
+        self._store = store
+        self.ann = ann or AnnSearcher(store)
+        self._pages: LRUCache[tuple, list[SearchResult]] = LRUCache(RESULT_CACHE)
+
+    @property
+    def live_count(self) -> int:
+        """Rows a search can return."""
+        return self.ann.live_count
+
+    @property
+    def first_live_row(self) -> int | None:
+        """The lowest row a search can return (None for an empty index)."""
+        return self.ann.first_live_row
+
+    def search(self, vector: np.ndarray, k: int = 20) -> list[SearchResult]:
+        """Top-k images by dot product with `vector` (no caching)."""
+        hits = self.ann.search(vector, k)
+        files = self._store.display_files(hits.rows)
+        return [SearchResult(rank, int(row), path, float(score), thumb)
+                for rank, (row, (path, thumb), score) in enumerate(zip(hits.rows, files, hits.scores), 1)]
+
+    def page(self, query: Query, k: int, vector: Callable[[Query], np.ndarray]) -> ResultPage:
+        """Top-k for `query` ([] when empty), from the cache or searched with `vector(query)`."""
+        started = time.perf_counter()
+        if not query.terms:
+            return ResultPage([], 0.0, True)
+        key = (query, int(k))
+        found = self._pages.get(key)
+        if found is not None:
+            return ResultPage(found, (time.perf_counter() - started) * 1000, True)
+        found = self._pages.put(key, self.search(vector(query), k))
+        return ResultPage(found, (time.perf_counter() - started) * 1000, False)
+
+    def cached(self, query: Query, k: int) -> list[SearchResult] | None:
+        """The results `page(query, k)` would return when they are cached, else None."""
+        return [] if not query.terms else self._pages.get((query, int(k)))

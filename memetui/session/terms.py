@@ -1,0 +1,104 @@
+"""TermVectors: the unit vector of each query term, and of whole queries, cached.
+
+Text and image-file terms are embedded with the index's CLIP model, loaded on first use (one
+load, one embedding at a time: the model sits behind a lock); index rows come from the
+memory-mapped embeddings; directions from the providers.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import QueryError
+from ..lru import LRUCache
+from ..steer.query import Query, Term
+from .directions import Directions
+
+TEXT_CACHE = 512
+QUERY_CACHE = 256
+
+
+class TermVectors:
+    """Resolves terms to unit vectors ([d] float32, read-only) and queries to q = Σ wᵢ eᵢ."""
+
+    def __init__(self, store, directions: Directions, device: str | None = None,
+                 model: tuple[str, str | None] | None = None):
+        """`model`: (name, pretrained) to embed queries with instead of the index's own."""
+        self._store = store
+        self._directions = directions
+        self._device = device
+        self._model = model or (store.model.name, store.model.pretrained)
+        self._embedder = None
+        self._embed_lock = threading.RLock()
+        self._texts: LRUCache[str, np.ndarray] = LRUCache(TEXT_CACHE)
+        self._files: LRUCache[str, np.ndarray] = LRUCache(TEXT_CACHE)
+        self._queries: LRUCache[Query, np.ndarray] = LRUCache(QUERY_CACHE)
+
+    # -- the model -------------------------------------------------------------------------------
+    @property
+    def embedder(self):
+        """The CLIP embedder for query terms (loaded on first use; must match the index model)."""
+        with self._embed_lock:
+            if self._embedder is None:
+                from ..embed import Embedder
+
+                embedder = Embedder(*self._model, device=self._device)
+                self._store.model.check_compatible(embedder.info)
+                self._embedder = embedder
+            return self._embedder
+
+    @property
+    def device_label(self) -> str | None:
+        """The device the model runs on once loaded, else None."""
+        return None if self._embedder is None else str(self._embedder.device)
+
+    # -- vectors ---------------------------------------------------------------------------------
+    def query_vector(self, query: Query) -> np.ndarray:
+        """q = Σ wᵢ eᵢ (float32 [d], read-only), cached per query state (undo is a cache hit)."""
+        cached = self._queries.get(query)
+        if cached is None:
+            cached = query.vector(self)
+            cached.setflags(write=False)
+            self._queries.put(query, cached)
+        return cached
+
+    def term_vector(self, term: Term) -> np.ndarray:
+        """Unit vector of a term: CLIP text/image embedding, index row, or direction."""
+        if term.kind == "text":
+            return self.text_vector(term.value)
+        if term.kind == "image":
+            return self.image_vector(term.value)
+        return self._directions.provider(term.value.provider).vector(term.value.id)
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """Unit CLIP embedding of a text (memoised)."""
+        if not text.strip():
+            raise QueryError("empty text term")
+        cached = self._texts.get(text)
+        if cached is None:
+            with self._embed_lock:
+                cached = self.embedder.embed_texts([text])[0]
+            cached.setflags(write=False)
+            self._texts.put(text, cached)
+        return cached
+
+    def image_vector(self, image: int | str | Path) -> np.ndarray:
+        """Unit embedding of an indexed row, or of an image file (embedded on the fly, memoised)."""
+        if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
+            if not 0 <= int(image) < self._store.count:
+                raise QueryError(f"row {image} is not in the index (0..{self._store.count - 1})")
+            return np.asarray(self._store.embeddings[int(image)], dtype=np.float32)
+        path = Path(image).expanduser()
+        key = str(path.resolve()) if path.exists() else str(path)
+        cached = self._files.get(key)
+        if cached is None:
+            if not path.is_file():
+                raise QueryError(f"image not found: {path}")
+            with self._embed_lock:
+                cached = self.embedder.embed_images([path])[0]
+            cached.setflags(write=False)
+            self._files.put(key, cached)
+        return cached
