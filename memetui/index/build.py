@@ -47,8 +47,9 @@ class BuildOptions:
     thumbnails: bool = True
     """Write 256 px WebP thumbnails to INDEX/thumbs (the TUI draws these instead of originals)."""
     thumb_size: int = 256
-    ocr: bool = True
-    """Read text in images (memetui.index.ocr_stage) beside the embedding; items lacking it get it."""
+    ocr: bool = False
+    """Read text in images (memetui.index.ocr_stage) beside the embedding; items lacking it get it.
+    Off here (≈ 150 ms per photo-sized image); `memetui index` turns it on unless --no-ocr."""
     hnsw_m: int = HNSW_M
     hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION
 

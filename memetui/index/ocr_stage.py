@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ImageLoadError, OcrError, OcrUnavailableError
 from . import ocr_text
+from .db import from_db_path
 
 _ENGINES: dict = {}
 _ENGINES_LOCK = threading.Lock()
@@ -121,7 +122,7 @@ class OcrStage:
             for row, rel in batch:
                 if self._cancel.is_set():
                     return
-                self._read_one(db, row, self._root / rel, engine_name)
+                self._read_one(db, row, self._root / from_db_path(rel), engine_name)
             total = self.summary.read + ocr_text.counts(db).pending
             self._progress("ocr", self.summary.read, total)
 

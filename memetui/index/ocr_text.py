@@ -21,6 +21,8 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
+from .db import db_text
+
 TOKENIZER = "unicode61 remove_diacritics 2"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ocr (
@@ -92,7 +94,7 @@ def pending_items(db: sqlite3.Connection, limit: int = 64) -> list[tuple[int, st
 
 def record(db: sqlite3.Connection, row: int, result, engine: str) -> None:
     """Store an OcrResult for `row` (in the caller's transaction) and index its text."""
-    text = result.text
+    text = db_text(result.text)
     status = "text" if text.strip() else "empty"
     db.execute("INSERT OR REPLACE INTO ocr (item_id, status, text, boxes, confidence, engine, error, seconds)"
                " VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
@@ -105,7 +107,7 @@ def record(db: sqlite3.Connection, row: int, result, engine: str) -> None:
 def record_error(db: sqlite3.Connection, row: int, reason: str, engine: str) -> None:
     """Store that OCR failed on `row` (it is not retried until the file changes)."""
     db.execute("INSERT OR REPLACE INTO ocr (item_id, status, text, boxes, confidence, engine, error, seconds)"
-               " VALUES (?, 'error', '', '[]', NULL, ?, ?, NULL)", (int(row), engine, str(reason)[:500]))
+               " VALUES (?, 'error', '', '[]', NULL, ?, ?, NULL)", (int(row), engine, db_text(str(reason))[:500]))
     db.execute("DELETE FROM ocr_fts WHERE rowid = ?", (int(row),))
 
 

@@ -1,0 +1,132 @@
+"""Text in images: OCR at index time, quoted-phrase matching, --no-ocr then re-index, no OCR package."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL, make_image_folder
+from memetui.embed import Embedder
+from memetui.index import ocr_text
+from memetui.index.build import BuildOptions, IndexBuilder, open_or_create
+from memetui.index.store import IndexStore
+from memetui.index.text_match import hybrid_order, match_phrases, text_scores_for
+from memetui.ocr.render import photo_background, render_meme
+
+
+def build(images, index, ocr=True):
+    embedder = Embedder(TINY_MODEL, f"{TINY_MODEL}.safetensors", device="cpu")
+    store = open_or_create(index, images, embedder)
+    summary = IndexBuilder(store, embedder, BuildOptions(batch_size=4, workers=2, ocr=ocr)).run()
+    store.close()
+    return summary, IndexStore.open(index)
+
+
+def meme_folder(folder, plain=6):
+    """Plain pictures plus two memes drawn with Pillow's bundled default font."""
+    make_image_folder(folder, plain)
+    render_meme(photo_background(1, (320, 240)), "one does not simply", "walk into mordor",
+                size=320, prefer_default_font=True).save(folder / "mordor.png")
+    render_meme(photo_background(2, (320, 240)), "brace yourselves", "tests are coming", style="modern",
+                size=320, prefer_default_font=True).save(folder / "winter.jpg", quality=80)
+    return folder
+
+
+def row_of(store, name):
+    return next(r for r, p in store.db.execute("SELECT id, path FROM items") if p == name)
+
+
+def test_quoted_phrase_finds_meme_drawn_with_default_font(tiny_model_dir, tmp_path):
+    summary, store = build(meme_folder(tmp_path / "img"), tmp_path / "idx")
+    assert summary.ocr.read == 8 and summary.ocr.with_text == 2 and summary.ocr.failed == 0
+    assert store.manifest.ocr["name"] == "rapidocr" and store.manifest.ocr["version"].startswith("3.")
+    mordor, winter = row_of(store, "mordor.png"), row_of(store, "winter.jpg")
+    assert "ONE DOES NOT SIMPLY" in " ".join(ocr_text.ocr_text(store, [mordor])[0].split())
+    for phrase, target in (("one does not simply", mordor), ("simply walk into", mordor),
+                           ("brace yourselves", winter), ("tests are coming", winter)):
+        matches = match_phrases(store.db, [(1.0, phrase)])
+        assert matches.rows[0] == target and matches.scores[0] >= 1.9, phrase  # 1.9: OCR ran words together
+        # quoted-only query: text first, CLIP (here random) breaks ties; the meme ranks first
+        rows = np.arange(store.count)
+        clip = np.random.default_rng(0).normal(size=store.count)
+        order = hybrid_order(clip, text_scores_for(rows, matches), text_only=True)
+        assert rows[order[0]] == target
+    entry = ocr_text.entries(store.db, [mordor])[0]
+    assert entry.status == "text" and 0.5 < entry.confidence <= 1.0
+    assert all(len(line["box"]) == 4 for line in entry.boxes)
+    assert ocr_text.counts(store.db) == ocr_text.OcrCounts(text=2, empty=6, error=0, pending=0)
+
+
+def test_no_ocr_index_gains_text_on_reindex_without_reembedding(tiny_model_dir, tmp_path):
+    images = meme_folder(tmp_path / "img", plain=3)
+    summary, store = build(images, tmp_path / "idx", ocr=False)
+    assert summary.ocr is None and store.manifest.ocr == {}
+    assert ocr_text.counts(store.db).pending == 5
+    before_npy = (tmp_path / "idx" / "embeddings.f16.npy").read_bytes()
+    before_rows = list(store.db.execute("SELECT id, embedding FROM items ORDER BY id"))
+    store.close()
+    again, store = build(images, tmp_path / "idx")
+    assert (again.added, again.unchanged, again.ocr.read) == (0, 5, 5)
+    assert (tmp_path / "idx" / "embeddings.f16.npy").read_bytes() == before_npy
+    assert list(store.db.execute("SELECT id, embedding FROM items ORDER BY id")) == before_rows
+    assert ocr_text.counts(store.db).text == 2 and store.manifest.ocr["name"] == "rapidocr"
+    third, store = build(images, tmp_path / "idx")
+    assert third.ocr.read == 0  # nothing left to read
+
+
+def test_unreadable_image_for_ocr_is_recorded_not_fatal(tiny_model_dir, tmp_path):
+    images = meme_folder(tmp_path / "img", plain=2)
+    _, store = build(images, tmp_path / "idx", ocr=False)
+    (images / "mordor.png").write_bytes(b"truncated")  # gone bad after embedding, same mtime/size check aside
+    os.utime(images / "mordor.png", (1, 1))
+    store.close()
+    from memetui.index.ocr_stage import OcrStage
+
+    store = IndexStore.open(tmp_path / "idx", write=True)
+    summary = OcrStage.start(store).finish()
+    assert summary.failed == 1 and summary.read == 4
+    entry = ocr_text.entries(store.db, [row_of(store, "mordor.png")])[0]
+    assert entry.status == "error" and entry.error
+
+
+def test_hostile_ocr_text_is_stored_raw_and_shown_escaped(tiny_model_dir, tmp_path):
+    from memetui.ocr.display import highlighted
+    from memetui.ocr.engine import OcrLine, OcrResult
+
+    build(make_image_folder(tmp_path / "img", 2), tmp_path / "idx", ocr=False)[1].close()
+    store = IndexStore.open(tmp_path / "idx", write=True)
+    hostile = "\x1b]52;c;cHduZWQ=\x07 [bold red]brace[/] \u202eyourselves \x1b[2J"
+    ocr_text.ensure_schema(store.db)
+    with store.db:
+        ocr_text.record(store.db, 0, OcrResult((OcrLine(hostile, ((0, 0), (1, 0), (1, 1), (0, 1)), 0.9),)), "test")
+    assert ocr_text.ocr_text(store, [0]) == [hostile]  # raw in the engine
+    assert match_phrases(store.db, [(1.0, "brace yourselves")]).rows.tolist() == [0]
+    shown = highlighted(hostile, ["brace yourselves"])
+    assert "\x1b" not in shown.plain and "\u202e" not in shown.plain and "\x07" not in shown.plain
+    assert "[bold red]brace[/]" in shown.plain and "\\x1b" in shown.plain  # markup shown as typed
+    marked = {shown.plain[s.start:s.end] for s in shown.spans}
+    assert marked == {"brace", "yourselves"}
+
+
+def test_index_without_ocr_package_says_one_line_and_builds(tiny_model_dir, tmp_path, capsys):
+    images = make_image_folder(tmp_path / "img", 4)
+    code = ("import sys; sys.modules['rapidocr'] = None; from memetui.cli import main; "
+            f"sys.exit(main(['index', {str(images)!r}, '--model', {TINY_MODEL!r}, "
+            f"'--pretrained', {TINY_MODEL + '.safetensors'!r}]))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEMETUI_MODELS": str(tiny_model_dir)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "OCR" in line]
+    assert len(notes) == 1 and "unavailable" in notes[0] and "rapidocr" in notes[0]
+    assert "added 4" in result.stdout
+    store = IndexStore.open(images / ".memetui")
+    assert store.count == 4 and store.manifest.ocr == {}
+    from memetui.cli import main
+
+    assert main(["info", str(images), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ocr"]["pending"] == 4
