@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         model, pretrained = DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED
     console = Console(stderr=True)
-    with console.status(f"loading {model} ({pretrained})"):
+    busy = console.status(f"loading {model} ({pretrained})") if console.is_terminal else contextlib.nullcontext()
+    with busy:  # no spinner or bar when stderr is not a terminal: errors stay one line
         embedder = Embedder(model, pretrained, device=args.device)
     store = open_or_create(index_path, folder, embedder)
     options = BuildOptions(batch_size=args.batch, thumbnails=not args.no_thumbs, ocr=not args.no_ocr)
@@ -83,6 +85,8 @@ def _build(store, embedder, options, console, columns):
 
     from ..index.build import IndexBuilder
 
+    if not console.is_terminal:
+        return IndexBuilder(store, embedder, options).run()
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
 

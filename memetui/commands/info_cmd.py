@@ -17,13 +17,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print what an index holds."""
-    from ..index.ocr_text import counts as ocr_counts
     from ..index.lock import writer_pid
     from ..index.store import IndexStore
     from ..paths import resolve_index
-    from ..text import path_text, terminal_safe
 
     store = IndexStore.open(resolve_index(args.index))
+    try:
+        return _report(store, args.json, writer_pid(store.path))
+    finally:
+        store.close()  # a reader leaves nothing behind
+
+
+def _report(store, as_json: bool, writer: int | None) -> int:
+    """Print the index's manifest, counts, build state and problems (JSON with `as_json`)."""
+    from ..index.ocr_text import counts as ocr_counts
+    from ..text import path_text, terminal_safe
+
     ocr = ocr_counts(store.db)
     info = {
         "index": str(store.path),
@@ -40,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
         "ocr": {"engine": store.manifest.ocr, "with_text": ocr.text, "without_text": ocr.empty,
                 "failed": ocr.error, "pending": ocr.pending},
         "unpublished_rows": store.pending_rows(),
-        "writer_pid": writer_pid(store.path),
+        "writer_pid": writer,
         "problems": store.problems(),
     }
-    if args.json:
+    if as_json:
         print(json.dumps(info, indent=2))
         return 0
     stamp = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t))  # noqa: E731

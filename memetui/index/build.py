@@ -12,6 +12,7 @@ write (disk full, I/O error) raises IndexWriteError and leaves the last publishe
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..atomic import atomic_path, write_point
+from ..atomic import atomic_path, check_size, write_point
 from ..errors import ImageLoadError, IndexNotFoundError, IndexWriteError, UsageError
 from ..image_files import load_image
 from .ann import HNSW_EF_CONSTRUCTION, HNSW_M
@@ -304,8 +305,12 @@ class IndexBuilder:
         target.parent.mkdir(parents=True, exist_ok=True)
         thumb = image.copy()
         thumb.thumbnail((self.options.thumb_size, self.options.thumb_size))
-        with atomic_path(target) as tmp:
-            thumb.save(tmp, "WEBP", quality=80, method=4)
+        encoded = io.BytesIO()
+        thumb.save(encoded, "WEBP", quality=80, method=4)
+        data = encoded.getvalue()
+        with atomic_path(target, verify=lambda tmp: check_size(tmp, len(data))) as tmp:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
 
 
 def write_failure(index: Path, exc: OSError) -> str:
@@ -340,12 +345,21 @@ def open_or_create(index_path: Path, images_root: Path, embedder) -> IndexStore:
             raise
         return store
     inside = root.is_relative_to(index_path.resolve())  # a shipped index holds its images
-    if index_path.exists() and any(index_path.iterdir()) and not inside:
+    if index_path.exists() and not inside and not _only_index_files(index_path):
         raise IndexNotFoundError(f"{index_path} exists, is not empty and is not a memetui index")
     try:
         return IndexStore.create(index_path, embedder.info, _root_text(root, index_path), str(root))
     except OSError as exc:
         raise IndexWriteError(write_failure(index_path, exc)) from None
+
+
+def _only_index_files(folder: Path) -> bool:
+    """True when `folder` holds nothing but what an interrupted index creation leaves (no manifest yet)."""
+    from .lock import LOCK_FILE
+    from .store import DATABASE, EMBEDDINGS, HNSW
+
+    allowed = {LOCK_FILE, DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal", EMBEDDINGS, HNSW, "thumbs"}
+    return all(name in allowed or (name.startswith(".") and name.endswith(".tmp")) for name in os.listdir(folder))
 
 
 def _root_text(root: Path, index_path: Path) -> str:
