@@ -15,6 +15,10 @@ import numpy as np
 from conftest import TINY_MODEL
 
 _EMBEDDER = {}
+import memetui.embed  # noqa: E402
+
+REAL_EMBEDDER = memetui.embed.Embedder
+"""The real class, for tests that patch the cached one in and need the real loader back."""
 
 
 class FastEmbedder:

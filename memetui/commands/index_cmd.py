@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()  # releases the writer lock
     for path, reason in summary.error_samples[:5]:
         console.print(f"[yellow]skipped[/] {markup_safe(path_text(path))}: {markup_safe(one_line(reason))}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if summary.ocr is not None and summary.ocr.unavailable:
         print(one_line(summary.ocr.unavailable), file=sys.stderr)
     print(f"{path_text(index_path)}: {summary.line()}")

@@ -199,8 +199,9 @@ class IndexBuilder:
                 if opts.thumbnails:
                     self._write_thumbnail(cand.sha256, image)
                 return Decoded(cand, image.size, self.embedder.preprocess(image), None)
-            except ImageLoadError as exc:
-                return Decoded(cand, None, None, str(exc))
+            except ImageLoadError as exc:  # the file's name is recorded beside the reason: not in it
+                reason = str(exc)
+                return Decoded(cand, None, None, reason.removeprefix(f"{cand.path.name}: "))
 
         with ThreadPoolExecutor(opts.workers) as pool:
             decoded = prefetch(pool, decode, candidates, 2 * opts.batch_size + opts.workers)
@@ -209,9 +210,9 @@ class IndexBuilder:
                 vectors = self.embedder.embed_pixels(torch.stack([e.pixels for e in good])) if good else []
                 with self._transaction():  # one transaction per batch: a kill loses at most this batch
                     for entry in batch:
-                        if entry.error is not None:
-                            cand = entry.cand
-                            self._record_error(cand.rel, cand.sha256, cand.mtime, cand.size, entry.error)
+                        if entry.error is not None:  # the same bad bytes under other names fail alike
+                            for cand in [entry.cand, *self._duplicates_in_run.get(entry.cand.sha256, [])]:
+                                self._record_error(cand.rel, cand.sha256, cand.mtime, cand.size, entry.error)
                     for entry, vector in zip(good, vectors):
                         cand, (width, height) = entry.cand, entry.size
                         blob = np.asarray(vector, dtype="<f2").tobytes()
