@@ -17,6 +17,7 @@ from memetui.sae.model import TopKSAE  # noqa: E402
 
 EVIL = "<script>alert(1)</script>.png"
 """A hostile file name; its "/" also makes a folder `<script>alert(1)<`."""
+HOSTILE = [EVIL, "\x1b]0;pwned\x07.png", "[bold red]x[/].png", "rlo\u202egnp.png", "\x9bcsi.png", "bel\x07.png"]
 
 
 def image_index(tmp_path, n=40, dim=16) -> IndexStore:
@@ -30,7 +31,7 @@ def image_index(tmp_path, n=40, dim=16) -> IndexStore:
     store.manifest.count = n
     store.write_manifest()
     for row in range(n):
-        name = EVIL if row % 2 == 0 else f"img{row}.png"
+        name = HOSTILE[row % len(HOSTILE)] if row % 2 == 0 else f"img{row}.png"
         file = root / f"d{row}" / name  # the '/' inside EVIL makes a sub-folder '<script>alert(1)<'
         file.parent.mkdir(parents=True)
         Image.new("RGB", (40, 30), (row * 5, 80, 160)).save(file, "PNG")
@@ -49,6 +50,10 @@ def test_feature_browser_escapes_file_names_and_opens_offline(tmp_path):
     pages = export_index_features(store, sae, tmp_path / "html")
     text = "".join(p.read_text(encoding="utf-8") for p in pages)
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;.png" in text
+    assert not any(ch in text for ch in "\x1b\x07\x9b\u202e")  # terminal controls shown as escapes, never raw
+    from memetui.text import html_safe
+
+    assert any(html_safe(name.rsplit("/", 1)[-1]) in text for name in HOSTILE[1:])
     assert "&lt;b&gt;bold&lt;/b&gt;" in text and "http" not in text
     assert list((tmp_path / "html" / "thumbs").glob("*.jpg"))
 

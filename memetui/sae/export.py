@@ -7,7 +7,6 @@ output folder — the pages open offline, with no external resources. All text i
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,8 +14,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..atomic import atomic_open
+from ..atomic import atomic_open, atomic_path
 from ..errors import SAEError
+from ..text import html_safe
 
 PAGE_SIZE = 512
 THUMB_PX = 128
@@ -72,12 +72,13 @@ def make_thumbnail(source: Path, target: Path, size: int = THUMB_PX) -> bool:
     """Write a JPEG thumbnail of `source` to `target`; False when the image cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
-    if target.is_file():
+    if target.is_file() and target.stat().st_size > 0:  # written atomically: a file here is complete
         return True
     try:
         with Image.open(source) as image:
             image.thumbnail((size, size))
-            image.convert("RGB").save(target, "JPEG", quality=80)
+            with atomic_path(target) as tmp:
+                image.convert("RGB").save(tmp, "JPEG", quality=80)
         return True
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return False
@@ -100,6 +101,10 @@ def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Se
     out_dir = Path(out_dir)
     thumbs = out_dir / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
+    from .checkpoint import clean_stale_tmp
+
+    clean_stale_tmp(thumbs)
+    clean_stale_tmp(out_dir)
     order = np.argsort(-stats.rate, kind="stable")
     wanted = sorted({int(r) for r in np.concatenate([stats.top_rows.ravel(), stats.low_rows.ravel()]) if r >= 0})
     images: dict[int, tuple[str | None, str]] = {}
@@ -115,20 +120,20 @@ def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Se
 
     def exemplar(row: int, act: float, weak: bool) -> str:
         thumb, name = images.get(row, (None, f"row {row}"))
-        img = f'<img src="thumbs/{html.escape(thumb)}" alt="{html.escape(name)}" loading="lazy">' if thumb else ""
-        return (f'<div class="ex{" weak" if weak else ""}">{img}<div>{html.escape(name)}</div>'
+        img = f'<img src="thumbs/{html_safe(thumb)}" alt="{html_safe(name)}" loading="lazy">' if thumb else ""
+        return (f'<div class="ex{" weak" if weak else ""}">{img}<div>{html_safe(name)}</div>'
                 f"<div>{act:.3g}</div></div>")
 
     for page, (ids, file) in enumerate(zip(pages, files)):
-        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} — page {page}"
-                 f"</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html_safe(title)} — page {page}"
+                 f"</title><style>{CSS}</style></head><body><h1>{html_safe(title)}</h1>"
                  f"<p>{len(order)} features, rates over {stats.samples} validation samples. "
                  f"Sorted by activation rate.</p><div class='nav'>{nav}</div>"]
         for j in ids:
             label = labels[j] if labels is not None and j < len(labels) else None
             label = ", ".join(label) if isinstance(label, (list, tuple)) else label
             parts.append(f'<div class="f" id="f{j}"><h3>feature {j} · rate {stats.rate[j]:.4%}'
-                         + (f' · <span class="lab">{html.escape(str(label))}</span>' if label else "") + "</h3>")
+                         + (f' · <span class="lab">{html_safe(str(label))}</span>' if label else "") + "</h3>")
             parts.extend(exemplar(int(r), float(a), False) for r, a in zip(stats.top_rows[j], stats.top_acts[j]) if r >= 0)
             parts.extend(exemplar(int(r), float(a), True) for r, a in zip(stats.low_rows[j], stats.low_acts[j]) if r >= 0)
             parts.append("</div>")
@@ -137,8 +142,8 @@ def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Se
             handle.write("\n".join(parts))
     index = out_dir / "index.html"
     with atomic_open(index, "w", encoding="utf-8") as handle:
-        handle.write(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                     f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><div class='nav'>{nav}</div>"
+        handle.write(f"<!doctype html><html><head><meta charset='utf-8'><title>{html_safe(title)}</title>"
+                     f"<style>{CSS}</style></head><body><h1>{html_safe(title)}</h1><div class='nav'>{nav}</div>"
                      "</body></html>\n")
     return [index, *files]
 
