@@ -243,3 +243,26 @@ async def test_kitty_images_keep_their_ids_under_a_modal_screen(index_with_sae, 
         await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen", "help never opened")
         under_modal = ids_on_screen(app)
         assert under_modal and under_modal <= uploaded
+
+
+async def test_a_terminal_below_the_minimum_size_says_so(index_with_sae):
+    from textual.widgets import Static
+
+    from memetui.tui.app import MIN_SIZE
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(pilot, app)
+        message = app.query_one("#too-small", Static)
+        assert app.has_class("-too-small") and message.display
+        assert f"at least {MIN_SIZE[0]}x{MIN_SIZE[1]}" in str(message.render()) and "40x12" in str(message.render())
+        await pilot.resize_terminal(140, 45)
+        await wait_for(pilot, lambda: not app.has_class("-too-small"), "the app stayed in its too-small state")
+        assert app.query_one("#grid").size.width > 40
+
+
+def test_scores_fit_a_tile_whatever_their_size():
+    from memetui.tui.widgets.result_grid import format_score
+
+    assert format_score(0.7341) == "+0.734" and format_score(-12.5) == "-12.500"
+    assert format_score(16206738721255456768.0) == "+1.62e+19" and len(format_score(-3.3e-300)) <= 10

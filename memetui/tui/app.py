@@ -21,7 +21,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from ..errors import MemetuiError
 from ..session import Session
@@ -41,6 +41,8 @@ from .widgets.status_bar import StatusBar
 RESULTS = 24
 DIRECTIONS = 12
 SHOW_BUSY_AFTER_S = 0.08
+MIN_SIZE = (80, 20)
+"""Smallest usable terminal (columns, rows): the panel takes 44 columns, a tile row 10 lines."""
 
 
 class ActionCommands(Provider):
@@ -92,6 +94,16 @@ class MemeApp(App):
             yield self.panel
         yield self.status_bar
         yield Footer()
+        yield Static(id="too-small")
+
+    def on_resize(self, event) -> None:
+        """Below MIN_SIZE show one line saying so instead of a grid squeezed to nothing."""
+        width, height = event.size
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"memetui needs a terminal of at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (this one is {width}x{height})")
 
     def on_mount(self) -> None:
         if self.cache.mode == "kitty":
