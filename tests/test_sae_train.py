@@ -15,10 +15,20 @@ from memetui.sae.metrics import (ReconstructionStats, dead_fraction, fire_counts
                                  mmcs)
 from memetui.sae.model import TopKSAE  # noqa: E402
 from memetui.sae.synthetic import sparse_dictionary_data  # noqa: E402
+from memetui.sae.dead import DeadTracker  # noqa: E402
 from memetui.sae.train import TrainConfig, lr_at, open_training_data, save_result, split_rows, train  # noqa: E402
 
 X = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
 X_HAT = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny SAEs train ~10x faster on one thread than on two busy ones (no parallel-region waits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 
 def test_fvu_is_a_ratio_of_sums_around_the_global_mean():
@@ -85,7 +95,7 @@ def killing_data(n=8000, d=32, seed=0) -> np.ndarray:
 def test_auxk_lowers_the_dead_fraction():
     data = open_training_data(killing_data())
     common = dict(n_latents=256, k=4, epochs=6, batch_size=256, lr=3e-3, decoder_init="random", matmul="fp32",
-                  dead_window=512, aux_batch=256)
+                  aux_window=512, aux_batch=256)
     without = train(data, TrainConfig(aux_weight=0.0, **common)).metrics.dead_fraction
     with_aux = train(data, TrainConfig(aux_weight=1.0, **common)).metrics.dead_fraction
     assert with_aux < without - 0.05
@@ -115,3 +125,25 @@ def test_train_sae_command_on_embeddings(tmp_path, capsys):
     assert code == 0
     assert (tmp_path / "o" / "cli.safetensors").is_file()
     assert "validation: FVU" in capsys.readouterr().out
+
+
+def test_dead_tracker_counts_a_fixed_window_of_samples():
+    tracker = DeadTracker(4, "cpu")
+    assert tracker.dead_fraction(100) == 0.0  # nothing seen yet
+    tracker.update(torch.tensor([[1.0, 0.0]] * 10), torch.tensor([[0, 1]] * 10))  # latent 1's act is 0: not fired
+    assert tracker.dead(10).tolist() == [False, True, True, True]
+    tracker.update(torch.tensor([[1.0, 2.0]] * 10), torch.tensor([[2, 0]] * 10))
+    assert tracker.dead(10).tolist() == [False, True, False, True]
+    assert tracker.dead(20).tolist() == [False, True, False, True] and tracker.dead(21).sum() == 0
+    assert tracker.dead_fraction(10_000_000) == 0.5  # window capped at the 20 samples seen
+
+
+def test_training_reports_dead_over_the_window_and_over_every_row():
+    data = open_training_data(sparse_dictionary_data(3000, d=16, atoms=32, active=2, seed=4).x)
+    result = train(data, TrainConfig(n_latents=64, k=4, epochs=1, batch_size=128))
+    metrics = result.sae.meta["metrics"]
+    assert metrics["dead_window"] == result.dead_window and 0 <= result.dead_window <= 1
+    assert metrics["all_rows"] == 3000 and metrics["dead_all_rows"] == result.final.dead_all_rows
+    assert result.final.dead_all_rows <= result.metrics.dead_fraction  # more rows, fewer never-firing latents
+    assert result.final.val.fvu == result.metrics.fvu and 0 < result.final.train.fvu < 1
+    assert set(result.profile_ms) >= {"data", "encode", "select", "decode", "backward", "optimiser", "dead"}

@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from ..sae.export import export_index_features
     from ..sae.model import load_for_index
 
+    from ..sae.checkpoint import check_output_folder
+
+    check_output_folder(args.out.expanduser())  # `--out FILE`: one line before any work
     store = IndexStore.open(resolve_index(args.index))
     name = args.sae
     if name is None:
@@ -44,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         path = _stem(path) if len(path.parts) > 1 or path.suffix else store.sae_dir / name
         sae.save_config(path)
         print(f"labelled {sae.n_latents} features; saved in {path}.json")
-    pages = export_index_features(store, sae, args.out)
+    try:
+        pages = export_index_features(store, sae, args.out.expanduser())
+    except OSError as exc:  # e.g. a full disk: pages written so far are complete (atomic), the rest missing
+        raise SAEError(f"cannot write the feature pages to {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(pages) - 1} page(s): {pages[0]}")
     return 0

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 def _report(store, as_json: bool, writer: int | None) -> int:
     """Print the index's manifest, counts, build state and problems (JSON with `as_json`)."""
     from ..index.ocr_text import counts as ocr_counts
+    from ..sae.checkpoint import SAESummary, describe, summary_text
     from ..text import path_text, terminal_safe
 
     ocr = ocr_counts(store.db)
@@ -46,6 +47,7 @@ def _report(store, as_json: bool, writer: int | None) -> int:
         "created": store.manifest.created,
         "updated": store.manifest.updated,
         "saes": store.sae_names(),
+        "sae_metrics": [describe(store.sae_dir / name)._asdict() for name in store.sae_names()],
         "ocr": {"engine": store.manifest.ocr, "with_text": ocr.text, "without_text": ocr.empty,
                 "failed": ocr.error, "pending": ocr.pending},
         "unpublished_rows": store.pending_rows(),
@@ -67,6 +69,8 @@ def _report(store, as_json: bool, writer: int | None) -> int:
     print(f"hnsw     {', '.join(f'{k}={v}' for k, v in info['hnsw'].items())}")
     print(f"dates    created {stamp(info['created'])}, updated {stamp(info['updated'])}")
     print(f"saes     {terminal_safe(', '.join(info['saes'])) or '(none: memetui train-sae)'}")
+    for summary in info["sae_metrics"]:
+        print(f"         {terminal_safe(summary_text(SAESummary(**summary)))}")
     engine = store.manifest.ocr
     reader = f"{engine.get('name')} {engine.get('version')}" if engine else "not run (memetui index DIR reads it)"
     print(f"text     {ocr.text} images with text, {ocr.empty} without, {ocr.error} failed, "

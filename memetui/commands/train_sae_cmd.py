@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=positive_int, default=32, help="active latents per sample (default 32)")
     parser.add_argument("--epochs", type=float, default=1.0, help="passes over the training split (default 1)")
     parser.add_argument("--batch", type=positive_int, default=1024, help="batch size (default 1024)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3·sqrt(16384/latents))")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: see README, SAE training)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--name", default=None, help="checkpoint name (default sae-N-kK)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default INDEX/sae)")
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import UsageError
     from ..paths import resolve_index
+    from ..sae.checkpoint import check_name, check_output_folder, clean_stale_tmp
     from ..sae.train import TrainConfig, open_training_data, save_result, train
 
     cfg = TrainConfig(n_latents=args.latents, k=args.k, epochs=args.epochs, batch_size=args.batch, lr=args.lr,
@@ -43,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         data = open_training_data(resolve_index(args.index), cfg.val_fraction)
         out = args.out or data.store.sae_dir
-    name = args.name or f"sae-{args.latents}-k{args.k}"
+    name = check_name(args.name or f"sae-{args.latents}-k{args.k}")
+    check_output_folder(Path(out).expanduser())  # before training: `--out FILE` fails now, not after an hour
+    clean_stale_tmp(Path(out).expanduser())
     print(f"training {name} on {data.source}: {len(data.train_rows)} train / {len(data.val_rows)} validation rows, "
           f"d={data.dim}, latents={cfg.n_latents}, k={cfg.k}, lr={cfg.learning_rate:.2e}")
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -65,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"validation: FVU {m.fvu:.4f}, L0 {m.l0:.1f}, dead {m.dead_fraction:.2%}, cosine {m.mean_cosine:.4f} "
           f"({m.samples} rows); {result.samples_per_s:,.0f} samples/s ({result.matmul} encoder, "
           f"{'fused' if result.fused_adam else 'foreach'} Adam)")
+    print(f"dead latents: {result.dead_window:.2%} silent in the last "
+          f"{result.sae.meta['metrics']['dead_window_samples']:,} training samples, "
+          f"{result.final.dead_all_rows:.2%} fire on none of the {result.final.val.samples + result.final.train.samples:,} rows; "
+          f"train FVU {result.final.train.fvu:.4f}")
     print(f"saved {path}.safetensors, {path}.json, {path}.metrics.json, {path}.curve.png")
     return 0
 

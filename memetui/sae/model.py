@@ -11,7 +11,6 @@ column j, a unit-norm direction in input space — `b_dec` [d], `b_pre` [d]. A c
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_path, write_json_atomic
 from ..errors import SAEError
-from .kernels import decode_reference, sparse_decode, topk_encode
+from .kernels import decode, select_topk
 
 CHECKPOINT_FORMAT = 1
 
@@ -138,11 +136,10 @@ class TopKSAE(nn.Module):
         """Dense pre-activations W_enc x̃ + b_enc ([B, d] -> [B, n])."""
         return F.linear(self.normalize(x), self.W_enc, self.b_enc)
 
-    def encode(self, x: torch.Tensor, matmul_dtype: torch.dtype | None = None) -> EncoderOutput:
-        """Top-k code of inputs x [B, d] -> EncoderOutput(acts [B,k], indices [B,k])."""
-        acts, indices, _, _ = topk_encode(self.normalize(x), self.W_enc, self.b_enc, self.k,
-                                          matmul_dtype=matmul_dtype)
-        return EncoderOutput(acts, indices)
+    def encode(self, x: torch.Tensor, matmul_dtype: torch.dtype | None = None, workspace=None) -> EncoderOutput:
+        """Top-k code of inputs x [B, d] -> EncoderOutput(acts [B,k], indices [B,k]) (see kernels.select_topk)."""
+        sel = select_topk(self.normalize(x), self.W_enc.detach(), self.b_enc.detach(), self.k, matmul_dtype, workspace)
+        return EncoderOutput(sel.acts, sel.indices)
 
     def dense(self, code: EncoderOutput) -> torch.Tensor:
         """Dense [B, n] activations from a sparse code (zeros elsewhere)."""
@@ -154,8 +151,7 @@ class TopKSAE(nn.Module):
         return self.dense(self.encode(x))
 
     def decode_normalized(self, acts: torch.Tensor, indices: torch.Tensor, reference: bool = False) -> torch.Tensor:
-        """W_dec z + b_dec in the normalised space ([B,k], [B,k] -> [B, d])."""
-        decode = decode_reference if reference else sparse_decode
+        """W_dec z + b_dec in the normalised space ([B,k], [B,k] -> [B, d]); `reference` is kept for callers."""
         return decode(acts, indices, self.W_dec) + self.b_dec
 
     def decode(self, acts: torch.Tensor, indices: torch.Tensor, reference: bool = False) -> torch.Tensor:
@@ -180,55 +176,38 @@ class TopKSAE(nn.Module):
                 **({"labels": self.labels} if self.labels is not None else {})}
 
     def save(self, path: str | Path) -> Path:
-        """Write PATH.safetensors and PATH.json atomically (tensors first); returns PATH."""
-        from safetensors.torch import save_file
+        """Write PATH.safetensors then PATH.json (with the tensors' sha256), each atomically; returns PATH."""
+        from .checkpoint import save_pair
 
-        path = _stem(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: t.detach().float().cpu().contiguous()
-                   for name, t in [("W_enc", self.W_enc), ("b_enc", self.b_enc), ("W_dec", self.W_dec),
-                                   ("b_dec", self.b_dec), ("b_pre", self.b_pre)]}
-        with atomic_path(path.with_suffix(".safetensors")) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": str(CHECKPOINT_FORMAT)})
-        write_json_atomic(path.with_suffix(".json"), self.checkpoint_config())
-        return path
+        return save_pair(self, path)
 
     def save_config(self, path: str | Path) -> None:
-        """Rewrite only PATH.json (e.g. after adding labels)."""
-        write_json_atomic(_stem(path).with_suffix(".json"), self.checkpoint_config())
+        """Rewrite only PATH.json (e.g. after adding labels), keeping the recorded tensors' sha256."""
+        import json
+
+        from ..atomic import write_json_atomic
+        from .checkpoint import stem
+
+        file = stem(path).with_suffix(".json")
+        try:
+            sha = json.loads(file.read_text(encoding="utf-8")).get("tensors_sha256")
+        except (OSError, ValueError, AttributeError):
+            sha = None
+        write_json_atomic(file, {**self.checkpoint_config(), **({"tensors_sha256": sha} if sha else {})})
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "TopKSAE":
-        """Load PATH.safetensors + PATH.json (PATH may carry either suffix). Raises SAEError."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        """Load PATH.safetensors + PATH.json (PATH may carry either suffix). Raises SAEError (one line)."""
+        from .checkpoint import load_pair
 
-        path = _stem(path)
-        json_file, tensor_file = path.with_suffix(".json"), path.with_suffix(".safetensors")
-        if not json_file.is_file() or not tensor_file.is_file():
-            raise SAEError(f"no SAE at {path} (need {json_file.name} and {tensor_file.name})")
-        try:
-            config = json.loads(json_file.read_text(encoding="utf-8"))
-            tensors = load_file(str(tensor_file))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as exc:
-            raise SAEError(f"cannot read SAE {path}: {exc}") from None
-        try:
-            if config.get("format") != CHECKPOINT_FORMAT:
-                raise SAEError(f"SAE {path.name}: unsupported format {config.get('format')!r}")
-            d, n, k = int(config["d"]), int(config["n_latents"]), int(config["k"])
-            meta = {key: value for key, value in config.items()
-                    if key not in ("format", "d", "n_latents", "k", "s", "input_norm", "labels")}
-            sae = cls(d, n, k, scale=float(config["s"]), input_norm=float(config.get("input_norm", 1.0)),
-                      meta=meta, labels=config.get("labels"))
-            sae.load_state_dict(tensors, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise SAEError(f"SAE {path.name} is corrupt: {str(exc).splitlines()[0][:200]}") from None
-        return sae.to(device)
+        return load_pair(cls, path, device)
 
 
 def _stem(path: str | Path) -> Path:
-    path = Path(path).expanduser()
-    return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    """PATH without a .json / .safetensors suffix."""
+    from .checkpoint import stem
+
+    return stem(path)
 
 
 def load_for_index(path: str | Path, store) -> TopKSAE:

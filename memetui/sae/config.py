@@ -1,0 +1,99 @@
+"""TrainConfig: how to train a top-k SAE (saved with the checkpoint as its training args)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import UsageError
+
+BASE_LR = 2e-3
+"""Adam learning rate at n = 16,384 latents; scaled by sqrt(16384 / n) (Gao et al.'s 1/sqrt(n) rule).
+Gao et al. use 2e-4 for ~1e9 samples; an index gives ~1e5 samples (one epoch), where the rule is
+re-measured across the bench family (bench/bench_sae.py, README)."""
+
+
+def _finite_positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise UsageError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """How to train an SAE (saved with the checkpoint as its training args)."""
+
+    n_latents: int = 16384
+    """Number of latents n."""
+    k: int = 32
+    """Active latents per sample."""
+    epochs: float = 1.0
+    """Passes over the training split (fractions allowed)."""
+    batch_size: int = 1024
+    """Samples per optimiser step."""
+    lr: float | None = None
+    """Adam learning rate; None = BASE_LR · sqrt(16384 / n_latents)."""
+    warmup_steps: int | None = None
+    """Linear warm-up steps; None = 5 % of the steps (at least 1, at most 1000)."""
+    decay_fraction: float = 0.5
+    """The last fraction of steps decays the learning rate linearly to 0."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 = off)."""
+    aux_weight: float = 1 / 32
+    """Weight of the AuxK loss (0 = no AuxK)."""
+    k_aux: int | None = None
+    """Dead latents used by AuxK; None = min(d // 2, 512)."""
+    aux_batch: int = 256
+    """AuxK uses the first this-many samples of each batch (its cost grows with B·k_aux)."""
+    aux_window: int | None = None
+    """AuxK treats a latent as dead after this many samples without firing; None = 4 batches
+    (revives latents from the first steps on instead of after a long window)."""
+    dead_window: int = 10_000_000
+    """Reported dead fraction: latents that did not fire in the last min(this, samples trained)
+    training samples (Gao et al.: 10M)."""
+    val_fraction: float = 0.1
+    """Share of rows held out for validation (fixed by a hash of the row number)."""
+    seed: int = 0
+    """Seeds initialisation and batch order."""
+    device: str | None = None
+    """torch device (None = cuda > mps > cpu)."""
+    pre_bias: Literal["median", "mean"] = "median"
+    """b_pre initialisation: geometric median or mean of a sample of training rows."""
+    decoder_init: Literal["data", "random"] = "random"
+    """Decoder initialisation: Gaussian, or unit directions of centred samples."""
+    matmul: Literal["auto", "fp32", "bf16"] = "auto"
+    """Encoder matmul precision for latent selection; auto = bf16 where the device runs it fast."""
+    fused_adam: bool | None = None
+    """Use Adam(fused=True); None = when the device supports it."""
+    eval_every: int = 0
+    """Evaluate on the validation split every this many steps (0 = 4 times per run)."""
+    max_steps: int | None = None
+    """Stop after this many steps (benchmarks and tests)."""
+    init_sample: int = 16384
+    """Rows used to initialise b_pre, s and the decoder."""
+    profile: bool = False
+    """Synchronise the device at each stage boundary so per-stage times are exact (GPU only)."""
+
+    def __post_init__(self):
+        if self.n_latents < 1 or not 0 < self.k <= self.n_latents:
+            raise UsageError(f"need 0 < k <= latents, got k={self.k}, latents={self.n_latents}")
+        _finite_positive("epochs", self.epochs)
+        if self.batch_size < 1:
+            raise UsageError(f"batch size must be >= 1, got {self.batch_size}")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.lr is not None:
+            _finite_positive("lr", self.lr)
+        if not 0 <= self.decay_fraction <= 1 or not math.isfinite(self.grad_clip) or self.grad_clip < 0:
+            raise UsageError(f"bad decay_fraction {self.decay_fraction} or grad_clip {self.grad_clip}")
+        if self.pre_bias not in ("median", "mean") or self.decoder_init not in ("data", "random"):
+            raise UsageError(f"bad pre_bias {self.pre_bias!r} or decoder_init {self.decoder_init!r}")
+        if self.matmul not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"bad matmul {self.matmul!r}")
+        if self.dead_window < 1 or (self.aux_window is not None and self.aux_window < 1):
+            raise UsageError(f"dead windows must be >= 1, got {self.dead_window}, {self.aux_window}")
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate in use."""
+        return self.lr if self.lr is not None else BASE_LR * math.sqrt(16384 / self.n_latents)
