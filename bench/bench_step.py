@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_search import cached_store  # noqa: E402
 
-from memetui.search import Session  # noqa: E402
-from memetui.steer.directions import SAEDirections  # noqa: E402
-from memetui.steer.query import Term  # noqa: E402
+from memetui.session import Session  # noqa: E402
+from memetui.steer.query import Query, Term  # noqa: E402
+from memetui.steer.sae_directions import SAEDirections  # noqa: E402
 
 
 def random_sae(data: np.ndarray, n_latents: int, k: int, seed: int = 0) -> SAEDirections:
@@ -54,14 +54,14 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 def run_session(session: Session, presses: int, k: int, fresh: bool, seed: int = 2) -> list[float]:
     """Milliseconds per keypress (step + results + active features)."""
     rng = np.random.default_rng(seed)
-    session.clear()
+    session.set_query(Query())
     session.set_mode("sae")
     rows = rng.integers(0, session.store.count, 2)
     session.add_image(int(rows[0]))
     session.add_image(int(rows[1]), weight=0.5)
     session.results(k)
     session.select_direction(session.active_directions(1)[0].id)
-    features = rng.permutation(session.sae.n_latents)
+    features = rng.permutation(session.directions.sae.n_latents)
     times = []
     for i in range(presses):
         started = time.perf_counter()
@@ -78,7 +78,7 @@ def run_session(session: Session, presses: int, k: int, fresh: bool, seed: int =
 
 def run_brute(session: Session, matrix: np.ndarray, presses: int, k: int, seed: int = 2) -> list[float]:
     """The same keypresses done plainly: dense vector sum, dense SAE encode, brute-force top-k."""
-    sae = session.sae
+    sae = session.directions.sae
     w_enc = sae._w_enc.numpy()
     offset = sae._offset  # b_enc − W_enc b_pre / s: pre = W_enc x / s + offset
     rng = np.random.default_rng(seed)
@@ -129,7 +129,7 @@ def main() -> None:
     session = Session(store, sae=sae, ann=AnnSearcher(store, exact=False, ef=args.ef))
     matrix = np.asarray(store.embeddings, dtype=np.float32)
     print(f"keypress = step + SAE encode ({args.latents} x {args.d}, k={args.sae_k}) + top-{args.k} "
-          f"of {args.n:,} x {args.d}; {args.presses} presses, hnsw ef={session.ann.ef}, torch threads 2")
+          f"of {args.n:,} x {args.d}; {args.presses} presses, hnsw ef={session.searcher.ann.ef}, torch threads 2")
     run_session(session, 20, args.k, fresh=False)  # warm up
     run_brute(session, matrix, 5, args.k)
     rows = {

@@ -76,7 +76,7 @@ class FrameClock:
 
 async def run_memetui(index: Path, presses: int, graphics: str) -> tuple[list[float], list[list[Path]], int]:
     """ms per keypress until results + every visible thumbnail are painted; pages shown; renders."""
-    from memetui.search import Session
+    from memetui.session import Session
     from memetui.tui.app import MemeApp
     from memetui.tui.widgets.result_grid import ResultGrid, TileView
 
