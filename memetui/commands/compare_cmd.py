@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..steer.query import DEFAULT_STEP
 from .common import add_device_argument, add_index_argument, positive_int
 
 
@@ -16,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--directions", type=positive_int, default=64, help="directions per provider (default 64)")
     parser.add_argument("--starts", type=positive_int, default=32, help="start queries for step locality (default 32)")
     parser.add_argument("--per-start", type=positive_int, default=4, help="directions stepped per start (default 4)")
-    parser.add_argument("--step-size", type=float, default=0.25, help="step size α (default 0.25)")
+    parser.add_argument("--step-size", type=float, default=DEFAULT_STEP, help=f"step size α (default {DEFAULT_STEP})")
     parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
