@@ -29,14 +29,3 @@ def pick_device(requested: str | None = None) -> "torch.device":
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def autocast_dtype(device: "torch.device") -> "torch.dtype | None":
-    """Return the reduced-precision dtype worth autocasting to on this device, or None."""
-    import torch
-
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return None

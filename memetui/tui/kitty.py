@@ -164,11 +164,6 @@ def transmit_sequence(image, image_id: int, columns: int, rows: int,
     return "".join(commands)
 
 
-def delete_sequence(image_id: int) -> str:
-    """APC command that deletes the image and frees its data in the terminal."""
-    return f"\x1b_Ga=d,d=I,i={image_id},q=2\x1b\\"
-
-
 def terminal_cell_size(default: tuple[int, int] = DEFAULT_CELL_SIZE) -> tuple[int, int]:
     """The terminal's cell size in pixels from TIOCGWINSZ (no terminal query), or `default`."""
     try:
