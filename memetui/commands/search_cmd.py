@@ -7,13 +7,14 @@ import json
 import sys
 
 from ..steer.parse import is_weighted
-from ..text import path_text
+from ..text import one_line, path_text
 from .common import add_device_argument, add_index_argument, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `memetui search`."""
-    parser.add_argument("terms", nargs="*", metavar="TERM", help="text terms, optionally weighted: cat, 2:cat, -1:text")
+    parser.add_argument("terms", nargs="*", metavar="TERM",
+                        help='text terms, optionally weighted: cat, 2:cat, -1:text; text in the image: \'"brace yourselves"\'')
     parser.add_argument("--image", action="append", default=[], metavar="[W:]PATH",
                         help="an image file as a query term (repeatable, weight like terms)")
     parser.add_argument("-k", type=positive_int, default=10, help="number of results (default 10)")
@@ -32,7 +33,9 @@ def take_extra_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Embed the terms, sum them with their weights and print the top-k images."""
     from ..errors import UsageError
+    from ..index.ocr_text import ocr_text
     from ..session import Session
+    from ..session.hybrid import has_quoted
     from ..session.library import results_document
     from ..steer.parse import parse_terms
 
@@ -44,12 +47,18 @@ def run(args: argparse.Namespace) -> int:
     query = parse_terms(args.terms, args.image)
     session = Session.open(args.index, device=args.device, sae=False)
     results = session.results(args.k, query).results
+    texts = ocr_text(session.store, [r.row for r in results])
     if args.json:
-        json.dump(results_document(session.store.path, query, results), sys.stdout, indent=2)
+        document = results_document(session.store.path, query, results)
+        for entry, r, text in zip(document["results"], results, texts):
+            entry.update(text_score=r.text_score, ocr_text=text)  # raw, as stored
+        json.dump(document, sys.stdout, indent=2)
         print()
         return 0
-    for r in results:
+    quoted = has_quoted(query)
+    for r, text in zip(results, texts):
         gone = "" if r.path.exists() else "  (missing: deleted or moved since the last build)"
-        print(f"{r.rank:3d}  {r.score:+.4f}  {path_text(r.path)}{gone}")
+        said = f"  [{one_line(text, 60)}]" if quoted and text else ""
+        print(f"{r.rank:3d}  {r.score:+.4f}  {path_text(r.path)}{gone}{said}")
     return 0
 

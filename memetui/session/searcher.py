@@ -12,6 +12,7 @@ import numpy as np
 from ..index.ann import AnnSearcher
 from ..lru import LRUCache
 from ..steer.query import Query
+from .hybrid import has_quoted, hybrid_search
 
 RESULT_CACHE = 64
 
@@ -26,6 +27,8 @@ class SearchResult:
     score: float
     thumbnail: Path
     """The file to draw: the index's thumbnail, else the original image."""
+    text_score: float = 0.0
+    """How well the image's OCR text matches the query's quoted terms (0: no match or none asked)."""
 
 
 class ResultPage(NamedTuple):
@@ -63,6 +66,15 @@ class Searcher:
         return [SearchResult(rank, int(row), path, float(score), thumb)
                 for rank, (row, (path, thumb), score) in enumerate(zip(hits.rows, files, hits.scores), 1)]
 
+    def search_query(self, query: Query, vector: np.ndarray, k: int = 20) -> list[SearchResult]:
+        """Top-k for `query` whose vector is `vector`: by dot product, fused with OCR text for quoted terms."""
+        if not has_quoted(query):
+            return self.search(vector, k)
+        hits = hybrid_search(self._store, self.ann, query, vector, k)
+        files = self._store.display_files(hits.rows)
+        return [SearchResult(rank, int(row), path, float(clip), thumb, float(text))
+                for rank, (row, (path, thumb), clip, text) in enumerate(zip(hits.rows, files, hits.clip, hits.text), 1)]
+
     def page(self, query: Query, k: int, vector: Callable[[Query], np.ndarray]) -> ResultPage:
         """Top-k for `query` ([] when empty), from the cache or searched with `vector(query)`."""
         started = time.perf_counter()
@@ -72,7 +84,7 @@ class Searcher:
         found = self._pages.get(key)
         if found is not None:
             return ResultPage(found, (time.perf_counter() - started) * 1000, True)
-        found = self._pages.put(key, self.search(vector(query), k))
+        found = self._pages.put(key, self.search_query(query, vector(query), k))
         return ResultPage(found, (time.perf_counter() - started) * 1000, False)
 
     def cached(self, query: Query, k: int) -> list[SearchResult] | None:

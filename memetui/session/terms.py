@@ -67,7 +67,7 @@ class TermVectors:
 
     def term_vector(self, term: Term) -> np.ndarray:
         """Unit vector of a term: CLIP text/image embedding, index row, or direction."""
-        if term.kind == "text":
+        if term.kind in ("text", "ocr"):  # text in the image: CLIP reads it a little, OCR the rest
             return self.text_vector(term.value)
         if term.kind == "image":
             return self.image_vector(term.value)

@@ -4,7 +4,9 @@
 - `2:cat`, `-1:text`, `-:x`, `0.5:dog`, `1e-1:cat`: a weighted term; a typed line with any weighted
   word is split into one term per word;
 - a prefix that reads as a number but is not a finite one (`nan:cat`, `inf:x`, `1e999:red`) is an
-  error, not text; other prefixes (`re:zero`, `x:cat`) are part of the text.
+  error, not text; other prefixes (`re:zero`, `x:cat`) are part of the text;
+- `"one does not simply"`, `2:"brace yourselves"`: text in the image (kind `ocr`), one term per
+  quoted phrase, beside whatever else the line says.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Iterable
 from ..errors import QueryError
 from .query import Query, Term
 
+QUOTED = re.compile(r'(?:^|(?<=\s))(?:(\S+?):)?"([^"]*)"(?=\s|$)')
+"""`"phrase"` or `W:"phrase"` standing alone among the words of a line."""
 WEIGHT_PREFIX = re.compile(
     r"^([+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)|[+-]):(.*)$", re.S | re.I)
 """`W:rest` where W reads as a number (or a bare sign, meaning ±1)."""
@@ -39,20 +43,38 @@ def is_weighted(word: str) -> bool:
 
 
 def parse_terms(texts: Iterable[str] = (), images: Iterable[str] = ()) -> Query:
-    """Terms as given on the command line: texts `cat`, `2:cat`, `-1:text`; images `[W:]PATH`."""
+    """Terms as given on the command line: texts `cat`, `2:cat`, `-1:text`, `"in image"`; images `[W:]PATH`."""
     terms = [_term(text, "text") for text in texts]
     terms += [_term(text, "image") for text in images]
     return Query(tuple(terms))
 
 
 def parse_typed(text: str) -> Query:
-    """A line typed in the query bar: weighted words (`2:cat -1:text`) become separate terms, else one phrase."""
-    words = text.split()
+    """A line typed in the query bar: weighted words (`2:cat -1:text`) become separate terms, else one
+    phrase; quoted phrases (`"brace yourselves"`, `2:"…"`) become text-in-image terms."""
+    quoted: list[Term] = []
+
+    def take(match: re.Match) -> str:
+        prefix, phrase = match.groups()
+        if prefix is not None and not WEIGHT_PREFIX.match(prefix + ":"):
+            return match.group(0)  # `re:"x"`: not a weight, leave it in the text
+        weight = parse_weighted(prefix + ":x")[0] if prefix is not None else 1.0
+        quoted.append(Term(weight, "ocr", phrase.strip()))
+        return " "
+
+    rest = QUOTED.sub(take, text)
+    words = rest.split()
     if any(is_weighted(word) for word in words):
-        return parse_terms(words)
-    return Query().set_text(text)
+        query = parse_terms(words)
+    else:
+        query = Query().set_text(rest)
+    for term in quoted:
+        query = query.add(term)
+    return query
 
 
 def _term(text: str, kind: str) -> Term:
     weight, value = parse_weighted(text)
+    if kind == "text" and len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        return Term(weight, "ocr", value[1:-1].strip())
     return Term(weight, kind, value)

@@ -34,8 +34,10 @@ STEP_RANGE = (1 / 64, 4.0)
 NORM_LIMIT = 1e3
 """A step from a query with ‖q‖ above this first rescales it to ‖q‖ = 1 (ranking and SAE reading
 are scale-invariant), so hundreds of steps never overflow float32."""
-Kind = Literal["text", "image", "direction"]
-KINDS: tuple[str, ...] = ("text", "image", "direction")
+Kind = Literal["text", "image", "direction", "ocr"]
+KINDS: tuple[str, ...] = ("text", "image", "direction", "ocr")
+"""`ocr`: text in the image (typed in quotes, `"brace yourselves"`): ranked by the items' OCR text
+fused with CLIP (memetui.index.text_match); its vector part is the CLIP embedding of the text."""
 
 
 class DirectionRef(tuple):
@@ -77,14 +79,14 @@ class Term:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise QueryError(f"unknown term kind {self.kind!r} (expected text, image or direction)")
+            raise QueryError(f"unknown term kind {self.kind!r} (expected text, image, direction or ocr)")
         if not isinstance(self.weight, (int, float, np.floating)) or isinstance(self.weight, bool) \
                 or not math.isfinite(self.weight):
             raise QueryError(f"term weight must be a finite number, not {self.weight!r}")
         object.__setattr__(self, "weight", float(self.weight))
         value = self.value
-        if self.kind == "text" and not (isinstance(value, str) and value.strip()):
-            raise QueryError(f"a text term needs non-empty text, not {value!r}")
+        if self.kind in ("text", "ocr") and not (isinstance(value, str) and value.strip()):
+            raise QueryError(f"{'an' if self.kind == 'ocr' else 'a'} {self.kind} term needs non-empty text, not {value!r}")
         if self.kind == "image":
             if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
                 object.__setattr__(self, "value", int(value))
@@ -108,13 +110,15 @@ class Term:
         if self.kind == "direction":
             extra = f" ({self.steps:+d} steps)" if self.steps else ""
             return f"{self.weight:+.2f} {self.value!r}{extra}"
+        if self.kind == "ocr":
+            return f'{self.weight:+.2f} in image "{self.value}"'
         shown = f"#{self.value}" if isinstance(self.value, int) else repr(self.value)
         return f"{self.weight:+.2f} {self.kind} {shown}"
 
     def to_dict(self) -> dict:
         """JSON form: {"weight", "kind", "text"|"row"|"path"|("provider","id","steps")}."""
         data: dict = {"weight": self.weight, "kind": self.kind}
-        if self.kind == "text":
+        if self.kind in ("text", "ocr"):
             data["text"] = self.value
         elif self.kind == "image":
             data["row" if isinstance(self.value, int) else "path"] = self.value
@@ -130,8 +134,8 @@ class Term:
         kind = data.get("kind")
         weight = data.get("weight", 1.0)
         try:
-            if kind == "text":
-                return cls(weight, "text", data["text"])
+            if kind in ("text", "ocr"):
+                return cls(weight, kind, data["text"])
             if kind == "image":
                 if "row" in data:
                     return cls(weight, "image", data["row"])
@@ -143,7 +147,7 @@ class Term:
                 return cls(weight, "direction", DirectionRef(data["provider"], data["id"]), steps)
         except KeyError as exc:
             raise QueryError(f"{kind} term lacks {exc.args[0]!r}") from None
-        raise QueryError(f"unknown term kind {kind!r} (expected text, image or direction)")
+        raise QueryError(f"unknown term kind {kind!r} (expected text, image, direction or ocr)")
 
 
 class TermResolver(Protocol):
