@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
 import sqlite3
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import NamedTuple
@@ -163,3 +165,34 @@ class Faults:
         if stage == "sqlite":
             raise sqlite3.OperationalError("database or disk is full")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def fork_cli(args: list) -> int:
+    """A real child process running `memetui ARGS` (forked: the tiny model is already loaded)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            code = cli(*args).code
+        finally:
+            os._exit(code)
+    return pid
+
+
+def reap(pid: int, timeout: float = 60.0) -> int:
+    """Wait for a child; its exit code, or -signal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("child hung")

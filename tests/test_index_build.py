@@ -6,8 +6,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -113,34 +111,36 @@ def test_bad_files_are_recorded_and_do_not_stop_the_build(tiny_model_dir, tmp_pa
     assert_consistent(store, 5)
 
 
-def test_sigkill_during_build_then_rerun_resumes(tiny_model_dir, tmp_path):
+def test_sigkill_during_build_then_rerun_resumes(tiny_model_dir, tmp_path, monkeypatch):
+    from reliability_helpers import fork_cli, index_args, one_torch_thread, reap, use_cached_embedder
+
+    use_cached_embedder(monkeypatch)  # a forked child: the model is loaded once, in this process
+    restore = one_torch_thread()
     images = tmp_path / "img"
-    for i in range(400):
-        make_image(images / f"p{i:04d}.png", seed=i, size=(320, 320))
+    for i in range(80):
+        make_image(images / f"p{i:04d}.png", seed=i, size=(96, 96))
     index = tmp_path / "idx"
-    env = {**os.environ, "MEMETUI_MODELS": str(tiny_model_dir), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "memetui.cli", "index", str(images), "--index", str(index),
-           "--model", TINY_MODEL, "--pretrained", f"{TINY_MODEL}.safetensors", "--batch", "4", "--workers", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = fork_cli(index_args(images, index))
     committed = 0
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
         try:
-            with sqlite3.connect(index / "items.sqlite", timeout=1) as db:
+            with sqlite3.connect(f"file:{index / 'items.sqlite'}?mode=ro", uri=True, timeout=1) as db:
                 committed = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
         except sqlite3.Error:
             committed = 0
-        if committed >= 20:
-            proc.send_signal(signal.SIGKILL)
+        if committed >= 10:
+            os.kill(pid, signal.SIGKILL)
             break
-        time.sleep(0.02)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
-    assert committed < 400
+        time.sleep(0.005)
+    code = reap(pid)
+    restore()
+    assert code == -signal.SIGKILL, "the build finished before it could be killed"
+    assert committed < 80
     summary, store = build(images, index)
-    assert summary.added + summary.unchanged == 400 and summary.unchanged >= 20
-    assert store.count == 400
-    assert_consistent(store, 400)
+    assert summary.added + summary.unchanged == 80 and summary.unchanged >= 10
+    assert store.count == 80
+    assert_consistent(store, 80)
 
 
 def test_other_model_cannot_update_the_index(tiny_model_dir, tmp_path):

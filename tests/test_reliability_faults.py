@@ -18,8 +18,8 @@ import pytest
 from conftest import make_image, make_image_folder
 from memetui import atomic
 from memetui.errors import IndexBusyError, IndexWriteError
-from reliability_helpers import (FastEmbedder, Faults, build, check_snapshot, cli, index_args, leftovers,
-                                 one_torch_thread, use_cached_embedder)
+from reliability_helpers import (FastEmbedder, Faults, build, check_snapshot, cli, fork_cli, index_args, leftovers,
+                                 one_torch_thread, reap, use_cached_embedder)
 
 
 @pytest.fixture(autouse=True)
@@ -118,37 +118,6 @@ def test_enospc_through_the_cli_is_one_line_and_a_short_graph_is_never_published
     assert check_snapshot(index) == 7
 
 
-def _fork_cli(args: list) -> int:
-    """A real child process running `memetui ARGS` (forked: the tiny model is already loaded)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 1
-        try:
-            import torch
-
-            torch.set_num_threads(1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            code = cli(*args).code
-        finally:
-            os._exit(code)
-    return pid
-
-
-def _reap(pid: int, timeout: float = 60.0) -> int:
-    """Wait for a child; its exit code, or -signal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        time.sleep(0.005)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    raise AssertionError("child hung")
-
-
 def test_sigkill_at_random_moments_of_index_then_info_and_search(tiny_model_dir, tmp_path, monkeypatch):
     use_cached_embedder(monkeypatch)
     images = make_image_folder(tmp_path / "img", 10)
@@ -157,7 +126,7 @@ def test_sigkill_at_random_moments_of_index_then_info_and_search(tiny_model_dir,
     assert cli(*args).code == 0
     _change_folder(images, 0)
     started = time.monotonic()
-    assert _reap(_fork_cli(args)) == 0  # calibrate: how long one incremental run takes here
+    assert reap(fork_cli(args)) == 0  # calibrate: how long one incremental run takes here
     duration = time.monotonic() - started
     rng = random.Random(2024)
     kills = finished = reads = 0
@@ -166,14 +135,14 @@ def test_sigkill_at_random_moments_of_index_then_info_and_search(tiny_model_dir,
     while kills < 20 and step < 60:  # kill at a random moment of each run until 20 runs died mid-way
         step += 1
         _change_folder(images, step)
-        pid = _fork_cli(args)
+        pid = fork_cli(args)
         deadline = time.monotonic() + rng.uniform(0.0, duration)
         while time.monotonic() < deadline:  # readers during the build
             published.add(check_snapshot(index))
             reads += 1
             time.sleep(0.01)  # leave the CPU to the build
         os.kill(pid, signal.SIGKILL)
-        code = _reap(pid)
+        code = reap(pid)
         kills += code == -signal.SIGKILL
         finished += code == 0
         duration *= 0.8 if code == 0 else 1.0  # the run was faster than calibrated: aim earlier
@@ -211,8 +180,8 @@ def test_two_writers_one_waits_out_with_one_line(tiny_model_dir, tmp_path, monke
         holder.close()
     for step in range(3):  # real processes racing: one builds, the other says so, nothing breaks
         _change_folder(images, step, add=4)
-        first, second = _fork_cli(index_args(images, index)), _fork_cli(index_args(images, index))
-        codes = sorted([_reap(first), _reap(second)])
+        first, second = fork_cli(index_args(images, index)), fork_cli(index_args(images, index))
+        codes = sorted([reap(first), reap(second)])
         assert codes in ([0, 0], [0, 3]), codes
         check_snapshot(index)
     build(images, index)
