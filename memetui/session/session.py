@@ -91,6 +91,12 @@ class Session:
         """The indexed item at `row` (an immutable value)."""
         return self.store.item(row)
 
+    def item_text(self, row: int) -> str:
+        """The text OCR read in `row`'s image, raw ('' when none or not read); escape it to show it."""
+        from ..index.ocr_text import ocr_text
+
+        return ocr_text(self.store, [row])[0]
+
     @property
     def first_row(self) -> int | None:
         """The first searchable row (a start query for an empty session), None when there is none."""

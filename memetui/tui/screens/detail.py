@@ -1,4 +1,4 @@
-"""DetailScreen: one result large, with its path, size, score and top SAE features."""
+"""DetailScreen: one result large, with its path, size, score, top SAE features and the text read in it."""
 
 from __future__ import annotations
 
@@ -58,9 +58,12 @@ class DetailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,enter", "dismiss", "back")]
     """esc, q or enter return to the grid."""
 
-    def __init__(self, cache: ThumbnailCache, path, info: dict, features: list[ActiveDirection]) -> None:
+    def __init__(self, cache: ThumbnailCache, path, info: dict, features: list[ActiveDirection],
+                 ocr: Text | None = None) -> None:
+        """`ocr`: the text read in the image, already escaped and highlighted (memetui.ocr.display)."""
         super().__init__()
         self.cache, self.path, self.info, self.features = cache, path, info, features
+        self.ocr = ocr
 
     def compose(self) -> ComposeResult:
         text = Text()
@@ -74,6 +77,10 @@ class DetailScreen(ModalScreen[None]):
             text.append(f"{feature.id:>5} {feature.value:6.2f}  {terminal_safe(feature.label)}\n")
         if not self.features:
             text.append("(no SAE for this index)\n", style="dim")
+        if self.ocr is not None and self.ocr.plain.strip():
+            text.append("\ntext in image\n", style="bold")
+            text.append_text(self.ocr)
+            text.append("\n")
         with Horizontal():
             yield LargeImage(self.cache, self.path)
             with Vertical(id="detail-info"):
