@@ -194,6 +194,7 @@ class IndexBuilder:
         done = 0
 
         def decode(cand: Candidate) -> Decoded:
+            """Load, thumbnail and preprocess one image (in a worker thread)."""
             try:
                 image = load_image(cand.path, max_side=side)
                 if opts.thumbnails:

@@ -110,6 +110,7 @@ def _publish_graph(store: IndexStore, embeddings: np.ndarray, total: int, m: int
         graph.unmark_deleted(row)
 
     def verify(tmp) -> None:
+        """Raise OSError unless the written file holds rows 0..total-1 with the database's tombstones."""
         try:
             written = read_graph_file(tmp, store.dim)
             whole = written.covers(total) and written.deleted_rows() == tombstones
