@@ -70,3 +70,11 @@ class IndexDamagedError(IndexFormatError):
         super().__init__(message)
         self.index = index
         self.root = root
+
+
+class MissingExtraError(UsageError):
+    """A feature needs an optional dependency group (e.g. `pip install 'memetui[scale]'`) that is not installed."""
+
+
+class RemoteIndexError(MemetuiError):
+    """A remote vector store (Milvus) cannot be reached, or lacks the index's collection."""

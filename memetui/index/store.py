@@ -81,6 +81,9 @@ class Manifest:
     hnsw: dict = field(default_factory=lambda: default_hnsw_params())
     ocr: dict = field(default_factory=dict)
     """OCR engine that read the items' text ({"name", "version", ...}); empty when none has."""
+    ann: dict = field(default_factory=dict)
+    """Where the vectors are also served from when not the local ANN files (memetui/index/milvus_ann.py):
+    {"kind": "milvus", "uri", "collection", "synced", "deleted"}; empty = local only."""
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict:
@@ -104,6 +107,7 @@ class Manifest:
                 updated=float(data["updated"]),
                 hnsw=dict(data.get("hnsw") or {}),
                 ocr=dict(data.get("ocr") or {}),
+                ann=dict(data.get("ann") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"malformed manifest: {exc}") from None
