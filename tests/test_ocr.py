@@ -169,3 +169,18 @@ def test_search_cli_and_session_rank_quoted_phrase_first(tiny_model_dir, tmp_pat
     assert not np.array_equal(session.vector(), before)
     assert stepped[0].path.name == "winter.jpg"
     assert [r.row for r in stepped] != [r.row for r in first] or stepped[1].score != first[1].score
+
+
+def test_phrase_score_and_fusion_on_hand_computed_values():
+    from memetui.index.text_match import fuse, phrase_score, rank_text_first
+
+    assert phrase_score("one does not simply", "ONE DOES NOT\nSIMPLY\nWALK") == 2.0  # across lines
+    assert phrase_score("walk into", "WALKINTO MORDOR") == 1.9  # OCR ran the words together
+    assert phrase_score("walk into mordor", "walk to mordor") == pytest.approx(2 / 3)
+    assert phrase_score("cat", "") == 0.0 and phrase_score("", "cat") == 0.0
+    clip, text = np.array([0.3, 0.1, 0.2]), np.array([0.0, 2.0, 2.0])
+    assert rank_text_first(clip, text).tolist() == [2, 1, 0]  # text first, CLIP breaks the tie
+    z = (clip - clip.mean()) / clip.std()
+    np.testing.assert_allclose(fuse(clip, text, "sum", lam=2.0), z + 2.0 * text)
+    # ranks: CLIP 1, 3, 2; text (ties by position) -, 1, 2
+    np.testing.assert_allclose(fuse(clip, text, "rrf", k=10), [1 / 11, 1 / 13 + 1 / 11, 1 / 12 + 1 / 12])

@@ -9,9 +9,11 @@ A quoted query term `"one does not simply"` scores each item's OCR text (`phrase
 Weighted terms add up: text(x) = Σ wᵢ · phrase_score(phraseᵢ, x). Then
 
 - a query of only quoted terms ranks by text score, CLIP score breaking ties (`rank_text_first`);
-- a query mixing quoted and other terms fuses both rankings (`fuse`): reciprocal rank fusion
-  `1/(k + rank_clip) + 1/(k + rank_text)` or a calibrated sum `z(clip) + λ · text`; the method
-  and its constants were chosen on generated memes by bench/bench_ocr.py (README figures).
+- a query mixing quoted and other terms fuses both (`fuse`): a calibrated sum `z(clip) + λ·text`
+  (CLIP z-normalised over the candidates), or reciprocal rank fusion `1/(k + rank_clip) +
+  1/(k + rank_text)`. bench/bench_ocr.py, 40 twin memes (one caption on two pictures; query =
+  picture caption + quoted phrase): sum λ=2 hit@1 0.875, λ=1 0.800, RRF k=10 0.675, k=60 0.650,
+  CLIP alone 0.075. RRF throws away how far apart the CLIP scores are, which is what tells twins apart.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from .ocr_text import candidates, words
 
 EXACT, JOINED = 2.0, 1.9
 FusionMethod = Literal["rrf", "sum"]
-FUSION: FusionMethod = "rrf"
+FUSION: FusionMethod = "sum"
 RRF_K = 10.0
-"""Smaller k lets a top text match outweigh a middling CLIP rank (k = 60 is the web-search default)."""
+"""RRF constant (k = 60 is the web-search default; 10 measured better here, still below the sum)."""
 SUM_LAMBDA = 2.0
-"""Weight of the text score in the calibrated sum (CLIP scores z-normalised over the candidates)."""
+"""Weight of the text score in the calibrated sum: one exact phrase (2.0) is worth 4 standard
+deviations of CLIP score, so it lifts a meme over pictures without the words; λ = 4 measured the same."""
 
 
 @dataclass(frozen=True)
