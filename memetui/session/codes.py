@@ -35,9 +35,17 @@ class SAECodes:
         """SAECode (acts, indices) of encode(q/‖q‖·r), strongest first; empty for an empty query."""
         if not query.terms:
             return self.sae.encode_projected(np.zeros(self.sae.n_latents, np.float32), 0.0)
+        return self.sae.encode_projected(*self._projected(query))
+
+    def pre_activations(self, query: Query) -> np.ndarray:
+        """W_enc x̃ + b_enc of the query ([n_latents] float32, before ReLU and top-k); zeros when empty."""
+        projected, norm = self._projected(query) if query.terms else (None, 0.0)
+        return self.sae.pre_activations(projected, norm) if norm > 0 else np.zeros(self.sae.n_latents, np.float32)
+
+    def _projected(self, query: Query) -> tuple[np.ndarray, float]:
+        """(W_enc q summed from per-term projections in term order, ‖q‖) of a non-empty query."""
         projected = None
         for term in query.terms:
             part = np.float32(term.weight) * self.projection(term)
             projected = part if projected is None else projected + part
-        norm = float(np.linalg.norm(self._terms.query_vector(query)))
-        return self.sae.encode_projected(projected, norm)
+        return projected, float(np.linalg.norm(self._terms.query_vector(query)))

@@ -1,5 +1,4 @@
-"""Session: the steering state of one search (mode, selection, step size, undo history); see
-memetui.session for the threading model."""
+"""Session: the steering state of one search (mode, selection, step size, undo); threads: memetui.session."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ from ..steer.sae_directions import SAEDirections
 from .library import SessionFiles
 from .codes import SAECodes
 from .directions import Directions
+from .features import FeatureReadings
 from .searcher import ResultPage, Searcher
 from .terms import TermVectors
 
@@ -40,6 +40,8 @@ class Session:
         self._step_size = DEFAULT_STEP
         self.files = SessionFiles(self)
         """Saved queries, history, bookmarks and exports of this session."""
+        self.features = FeatureReadings(store, self.directions, self.terms, self.codes)
+        """What the feature panel and gallery show (PanelData, GalleryFeature values)."""
 
     @classmethod
     def open(cls, index: str | Path | None = None, **kwargs) -> "Session":
@@ -169,10 +171,7 @@ class Session:
     def new_random_direction(self) -> ActiveDirection:
         """`n`: a new random direction, selected (switches to random mode)."""
         self.set_mode("random")
-        random = self.directions.random
-        ref = self.select_direction(random.new(), "random")
-        q = self.vector() if self.query.terms else np.zeros(self.store.dim, np.float32)
-        return ActiveDirection(ref.id, random.label(ref.id), random.cosine(ref.id, q))
+        return self.features.reading(self.select_direction(self.directions.random.new(), "random"), self.query)
 
     def undo(self) -> bool:
         """`u`: restore the previous query state exactly; False if there is none."""

@@ -112,8 +112,11 @@ class SAEDirections:
         """Top-k code of q/‖q‖·r from its projection W_enc q ([n]) and ‖q‖."""
         if not norm > 0:
             return SAECode(np.zeros(0, np.float32), np.zeros(0, np.int64))
-        pre = projected * np.float32(self.input_norm / (norm * self.scale)) + self._offset
-        return self._topk(pre)
+        return self._topk(self.pre_activations(projected, norm))
+
+    def pre_activations(self, projected: np.ndarray, norm: float) -> np.ndarray:
+        """W_enc x̃ + b_enc for x = q/‖q‖·r, from W_enc q ([n]) and ‖q‖ > 0: [n] float32, before ReLU/top-k."""
+        return projected * np.float32(self.input_norm / (norm * self.scale)) + self._offset
 
     def encode(self, x: np.ndarray) -> SAECode:
         """Top-k code of input vectors x ([d] or [m, d], at the training norm r; not rescaled).

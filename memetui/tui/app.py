@@ -32,6 +32,7 @@ from .images import ThumbnailCache
 from .threads import call_from_worker
 from .keys import DEFAULT_KEYS, default_bindings, help_rows, load_keymap
 from .screens.detail import DetailScreen
+from .screens.gallery import GalleryScreen
 from .screens.help import HelpScreen
 from .widgets.feature_panel import FeaturePanel
 from .widgets.query_bar import QueryBar
@@ -39,10 +40,9 @@ from .widgets.result_grid import ResultGrid, Tile
 from .widgets.status_bar import StatusBar
 
 RESULTS = 24
-DIRECTIONS = 12
 SHOW_BUSY_AFTER_S = 0.08
 MIN_SIZE = (80, 20)
-"""Smallest usable terminal (columns, rows): the panel takes 44 columns, a tile row 10 lines."""
+"""Smallest usable terminal (columns, rows): the panel takes 50 columns, a tile row 10 lines."""
 
 
 class ActionCommands(Provider):
@@ -154,7 +154,7 @@ class MemeApp(App):
         if self._busy_timer is not None:
             self._busy_timer.stop()
         self._busy_timer = self.set_timer(SHOW_BUSY_AFTER_S, lambda: self._show_busy(generation))
-        self._search(generation, session.query, session.mode, self.grid.visible_count)
+        self._search(generation, session.query, session.mode, session.selected, self.grid.visible_count)
 
     def _show_cached(self, generation: int, query: Query, mode: str) -> bool:
         """Show prefetched results at once, on this thread, when they and their visible thumbnails
@@ -166,10 +166,10 @@ class MemeApp(App):
         if self.grid.unrendered(tiles[: self.grid.visible_count]):
             return False
         try:
-            directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
+            panel = self.session.features.panel(mode, query, self.session.selected, results[: self.grid.visible_count])
         except MemetuiError:
             return False
-        self._apply(generation, tiles, directions, 0.0)  # a cache hit: no search ran
+        self._apply(generation, tiles, panel, 0.0)  # a cache hit: no search ran
         return True
 
     def _show_busy(self, generation: int) -> None:
@@ -179,11 +179,11 @@ class MemeApp(App):
         self._show_status(busy=True)
 
     @work(thread=True, exclusive=True, group="search")
-    def _search(self, generation: int, query: Query, mode: str, visible: int) -> None:
+    def _search(self, generation: int, query: Query, mode: str, selected, visible: int) -> None:
         stale = lambda: generation != self.generation  # noqa: E731  a newer keypress superseded this search
         try:
             page = self.session.results(RESULTS, query=query)
-            directions = self.session.active_directions(DIRECTIONS, mode=mode, query=query)
+            panel = self.session.features.panel(mode, query, selected, page.results[:visible])
         except MemetuiError as exc:
             call_from_worker(self, partial(self.say, str(exc), severity="error"))
             call_from_worker(self, self._show_status)
@@ -191,9 +191,9 @@ class MemeApp(App):
         tiles = _tiles(page.results)
         # thumbnails on screen are rendered before the results are shown: one repaint per keypress
         if self.grid.render_thumbnails(tiles[:visible], stale, app=self) and not stale():
-            call_from_worker(self, self._apply, generation, tiles, directions, page.search_ms)
+            call_from_worker(self, self._apply, generation, tiles, panel, page.search_ms)
 
-    def _apply(self, generation: int, tiles: list[Tile], directions, search_ms: float) -> None:
+    def _apply(self, generation: int, tiles: list[Tile], panel, search_ms: float) -> None:
         if generation != self.generation:
             return  # a newer keypress superseded this search
         self.last_search_ms = search_ms
@@ -201,10 +201,7 @@ class MemeApp(App):
             self._busy_timer.stop()
         self.query_bar.show_query(self.session.query.describe() or "(empty)")
         self.grid.set_tiles(tiles)
-        selected = self.session.selected
-        self.panel.set_directions(
-            self.session.mode, directions,
-            selected.id if selected is not None and selected.provider == self.session.mode else None)
+        self.panel.set_data(panel)
         self.results_shown += 1
         self._show_status()
         snapshots = [q for q in (self.session.stepped_query(1), self.session.stepped_query(-1)) if q is not None]
@@ -262,13 +259,13 @@ class MemeApp(App):
         call_from_worker(self, self._guard, self.session.set_query, query)
 
     def on_feature_panel_highlighted(self, message: FeaturePanel.Highlighted) -> None:
-        if self.session.selected != (self.session.mode, message.direction.id):
+        session = self.session
+        if session.selected != (session.mode, message.direction.id):
             try:
-                self.session.select_direction(message.direction.id)
+                pinned = session.features.pinned(session.select_direction(message.direction.id), session.query)
             except MemetuiError:
                 return
-            self.panel.selected_id = message.direction.id
-            self.panel.refresh()
+            self.panel.set_pinned(pinned)
 
     def on_result_grid_opened(self, message: ResultGrid.Opened) -> None:
         self.action_detail()
@@ -356,7 +353,7 @@ class MemeApp(App):
         item = session.item(tile.row)
         info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
                 "row": str(tile.row), "sha256": item.sha256[:16]}
-        self.push_screen(DetailScreen(self.cache, tile.path, info, features))
+        self.push_screen(DetailScreen(self.cache, tile.path, info, features, name=self.grid.shown_name(tile)))
 
     def action_copy_path(self) -> None:
         """`y`: copy the selected image's path (OSC 52, works over SSH)."""
@@ -399,6 +396,10 @@ class MemeApp(App):
             self.say(f"export failed: {exc}", severity="error")
             return
         self.say(f"exported to {target}", timeout=4)
+
+    def action_gallery(self) -> None:
+        """`f`: every live SAE feature (labels, rate, exemplars); enter picks the direction to step along."""
+        self.push_screen(GalleryScreen(self.session, self.cache), lambda picked: picked and self.refresh_view())
 
     def action_help(self) -> None:
         """`?`: the key map."""

@@ -29,6 +29,7 @@ DEFAULT_KEYS: list[tuple[str, str, str, str, bool]] = [
     ("redo", "ctrl+r", "redo", "redo", False),
     ("toggle_focus", "tab", "toggle_focus", "panel/grid", False),
     ("detail", "enter", "detail", "detail", False),
+    ("gallery", "f", "gallery", "feature gallery", True),
     ("copy_path", "y", "copy_path", "copy path", False),
     ("open_original", "o", "open_original", "open", False),
     ("bookmark", "b", "bookmark", "bookmark", False),

@@ -13,7 +13,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...steer.provider import ActiveDirection
-from ...text import path_text, terminal_safe
+from ...text import one_line, path_text, terminal_safe
 from .. import kitty
 from ..images import ThumbnailCache
 from ..threads import call_from_worker
@@ -59,14 +59,17 @@ class DetailScreen(ModalScreen[None]):
     """esc, q or enter return to the grid."""
 
     def __init__(self, cache: ThumbnailCache, path, info: dict, features: list[ActiveDirection],
-                 ocr: Text | None = None) -> None:
-        """`ocr`: the text read in the image, already escaped and highlighted (memetui.ocr.display)."""
+                 ocr: Text | None = None, name: str | None = None) -> None:
+        """`ocr`: the text read in the image, already escaped and highlighted (memetui.ocr.display);
+        `name`: the name the grid shows it under (a colliding file name carries its parent folder)."""
         super().__init__()
         self.cache, self.path, self.info, self.features = cache, path, info, features
+        self.shown_name = path.name if name is None else name
         self.ocr = ocr
 
     def compose(self) -> ComposeResult:
         text = Text()
+        text.append(one_line(self.shown_name) + "\n\n", style="bold")
         text.append("path\n", style="bold")
         text.append(path_text(self.path) + "\n\n")
         for key, value in self.info.items():
@@ -81,7 +84,8 @@ class DetailScreen(ModalScreen[None]):
             text.append("\ntext in image\n", style="bold")
             text.append_text(self.ocr)
             text.append("\n")
-        with Horizontal():
+        with Horizontal() as frame:
+            frame.border_title = one_line(self.shown_name, 60)
             yield LargeImage(self.cache, self.path)
             with Vertical(id="detail-info"):
                 yield Static(text)

@@ -42,6 +42,24 @@ class Tile:
     score: float
 
 
+def shown_names(paths: list[Path]) -> list[str]:
+    """File names as tiles show them: where names collide, each with its shortest distinguishing
+    parent folders ('twemoji/1f998-kangaroo.webp' beside 'fluent3d/1f998-kangaroo.webp')."""
+    names = [path.name for path in paths]
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        groups.setdefault(name, []).append(index)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        parents = {i: [p for p in paths[i].parent.parts if p != paths[i].anchor][::-1] for i in members}
+        for i in members:  # parents nearest first; no distinguishing depth (same path): the nearest folder
+            depth = next((d for d in range(1, len(parents[i]) + 1)
+                          if all(parents[j][:d] != parents[i][:d] for j in members if j != i)), 1)
+            names[i] = "/".join([*parents[i][:depth][::-1], names[i]])
+    return names
+
+
 def format_score(score: float) -> str:
     """A score in at most 10 characters: `+0.734`, `+1.23e+19` for huge ones."""
     return f"{score:+.3f}" if abs(score) < 1000 else f"{score:+.3g}"
@@ -58,6 +76,8 @@ class TileView(Widget):
         super().__init__()
         self.cache, self.tile_width, self.image_height = cache, width, image_height
         self.tile: Tile | None = None
+        self.shown_name = ""
+        """The name shown under the thumbnail (see `shown_names`)."""
         self._highlight: Style | None = None
         self._name = self._score = Strip.blank(width)
         self._blank = Strip.blank(width)
@@ -68,13 +88,14 @@ class TileView(Widget):
     def get_content_height(self, container, viewport, width: int) -> int:
         return self.image_height + 2
 
-    def show(self, tile: Tile, highlight: Style | None) -> None:
-        """Show `tile`; repaint only the lines that changed."""
+    def show(self, tile: Tile, highlight: Style | None, name: str | None = None) -> None:
+        """Show `tile` named `name` (default: its file name); repaint only the lines that changed."""
         previous, self.tile = self.tile, tile
+        name = tile.path.name if name is None else name
         new_image = previous is None or (previous.thumb, previous.path) != (tile.thumb, tile.path)
-        if not new_image and highlight == self._highlight and previous.score == tile.score:
+        if not new_image and (highlight, tile.score, name) == (self._highlight, previous.score, self.shown_name):
             return
-        self._highlight = highlight
+        self._highlight, self.shown_name = highlight, name
         self._name, self._score = self._name_strip(), self._score_strip()
         if new_image:
             self.refresh()
@@ -87,7 +108,7 @@ class TileView(Widget):
 
     def _name_strip(self) -> Strip:
         width = self.tile_width
-        text = one_line(self.tile.path.name, width)
+        text = one_line(self.shown_name, width)
         return Strip([Segment(text.ljust(width), self._highlight)], width)
 
     def _score_strip(self) -> Strip:
@@ -136,6 +157,8 @@ class ResultGrid(VerticalScroll, can_focus=True):
         self.tile_width = tile_width
         self.image_height = image_height
         self.tiles: list[Tile] = []
+        self.names: list[str] = []
+        """Shown names of the tiles, in order (colliding file names carry a parent folder)."""
         self._views = [TileView(cache, tile_width, image_height) for _ in range(capacity)]
         for view in self._views:
             view.display = False
@@ -184,6 +207,7 @@ class ResultGrid(VerticalScroll, can_focus=True):
     def set_tiles(self, tiles: list[Tile]) -> None:
         """Show new results: tile i goes to view i, which repaints only the lines that changed."""
         self.tiles = tiles[: len(self._views)]
+        self.names = shown_names([tile.path for tile in self.tiles])
         self.cursor = min(self.cursor, max(0, len(self.tiles) - 1))
         self._show_views()
         self.call_after_refresh(self._render_missing_later)  # after the frame: no GIL contention with it
@@ -199,9 +223,14 @@ class ResultGrid(VerticalScroll, can_focus=True):
                 if not view.display:
                     view.display = True  # a display change is a re-layout: only when it changes
                 highlight = (SELECTED_FOCUSED if self.has_focus else SELECTED) if index == self.cursor else None
-                view.show(self.tiles[index], highlight)
+                view.show(self.tiles[index], highlight, self.names[index])
             elif view.display:
                 view.display = False
+
+    def shown_name(self, tile: Tile) -> str:
+        """The name `tile` is shown under (its file name unless another result shares it)."""
+        index = next((i for i, t in enumerate(self.tiles) if t == tile), None)
+        return tile.path.name if index is None else self.names[index]
 
     def unrendered(self, tiles: list[Tile]) -> list[Tile]:
         """The tiles whose thumbnail is not in the cache yet."""
