@@ -37,7 +37,7 @@ def test_search_json_parses_and_ranks_by_dot_product(built, tiny_model_dir):
     result = memetui("search", "red", "-0.5:blue", "-k", "5", "--json", "--index", built, env_models=tiny_model_dir)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
-    assert [t["weight"] for t in payload["query"]] == [1.0, -0.5]
+    assert [t["weight"] for t in payload["query"]["terms"]] == [1.0, -0.5]
     scores = [r["score"] for r in payload["results"]]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
     store = IndexStore.open(built / ".memetui")

@@ -93,7 +93,7 @@ def test_pca_is_cached_in_the_user_cache_and_reused(tiny_index, tmp_path, monkey
 
     store = IndexStore.open(tiny_index(16))
     first = PCADirections.for_store(store)
-    assert not (store.path / "pca.npz").exists() and len(list((tmp_path / "cache" / "pca").glob("*.npz"))) == 1
+    assert not (store.path / "pca.npz").exists() and len(list((tmp_path / "cache").rglob("pca.npz"))) == 1
     monkeypatch.setattr(pca_module, "compute_pca", lambda *a, **k: pytest.fail("the cache was not used"))
     again = PCADirections.for_store(store)
     assert np.array_equal(first.pca.components, again.pca.components)

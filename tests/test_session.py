@@ -296,7 +296,7 @@ def test_pca_cache_goes_to_the_user_cache_not_the_index(session, tmp_path):
     session.set_mode("pca")
     assert session.active_directions(3)
     assert sorted(p.name for p in session.store.path.iterdir()) == before
-    assert list((tmp_path / "cache" / "pca").glob("*.npz"))
+    assert list((tmp_path / "cache").rglob("pca.npz"))
 
 
 WORDS = ["cat", "red heart", "2:dog -1:text", "blue", "snow -0.5:sky", "nan:cat", "1e999:red", "re:zero", "  "]

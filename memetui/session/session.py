@@ -48,6 +48,10 @@ class Session:
         """Open the index named by `index` (or the default index); kwargs as for __init__."""
         return cls(IndexStore.open(resolve_index(index)), **kwargs)
 
+    def close(self) -> None:
+        """Release the index (its database connection); the Session is not used afterwards."""
+        self.store.close()
+
     # -- state -----------------------------------------------------------------------------------
     @property
     def query(self) -> Query:

@@ -114,13 +114,10 @@ class PCADirections:
 
 
 def _user_cache_file(store):
-    """The user-cache file of this index's PCA (one per index folder)."""
-    import hashlib
+    """The user-cache file of this index's PCA."""
+    from ..paths import cache_dir_for
 
-    from ..paths import user_cache_dir
-
-    tag = hashlib.sha256(str(store.path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return user_cache_dir() / "pca" / f"{tag}.npz"
+    return cache_dir_for(store) / PCA_FILE
 
 
 def _read_cache(path, key: np.ndarray, model_sha: str) -> PCAResult | None:
