@@ -83,8 +83,9 @@ def tokenizer_check(store, queries) -> dict:
     return out
 
 
-def sweep(folder: Path, specs) -> list[dict]:
-    """Detection side limit vs word recall, character error and ms/image on the memes."""
+def sweep(folder: Path, specs, side: int = 1024) -> list[dict]:
+    """Detection side limit vs word recall, character error and ms/image on the memes scaled to
+    `side` px wide (a limit above an image's size changes nothing: memes are shrunk to the limit)."""
     from PIL import Image
 
     from memetui.image_files import load_image
@@ -92,6 +93,7 @@ def sweep(folder: Path, specs) -> list[dict]:
 
     memes = [s for s in specs if s.style != "plain"]
     images = [load_image(folder / s.path, max_side=MAX_SIDE) for s in memes]
+    images = [im.resize((side, round(im.height * side / im.width)), Image.BICUBIC) for im in images]
     limits = (320, 480, 640, 960)
     engines = {limit: OcrEngine(det_limit_side=limit) for limit in limits}
     stats = {limit: {"times": [], "found": 0, "total": 0, "errors": 0, "chars": 0} for limit in limits}
