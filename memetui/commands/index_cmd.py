@@ -7,6 +7,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from . import scale_index
 from .common import add_device_argument, positive_int
 
 
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-thumbs", action="store_true", help="do not write thumbnails")
     parser.add_argument("--no-ocr", action="store_true",
                         help="do not read text in images (a later build without it adds the text)")
+    scale_index.add_arguments(parser)  # --ann milvus…, --ray [ADDRESS]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import IndexBusyError, UsageError
     from ..index.build import BuildOptions, open_or_create
     from ..index.lock import writer_pid
+    from ..index.milvus_ann import configure as configure_ann
     from ..index.store import MANIFEST, IndexStore
     from ..paths import HIDDEN_INDEX
     from ..text import markup_safe, one_line, path_text
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     holder = writer_pid(index_path)  # say so before loading the model; open_or_create takes the lock
     if holder:
         raise IndexBusyError(f"another memetui is writing {index_path}" + (f" (pid {holder})" if holder > 0 else ""))
+    scale_index.check(args)  # a missing extra or an unreachable Milvus fails here, before the model loads
     model, pretrained = args.model, args.pretrained
     if model is None and (index_path / MANIFEST).is_file():
         existing = IndexStore.open(index_path)  # keep updating with the model it was built with
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         existing.close()
     if model is None:
         model, pretrained = DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED
+    if args.ray is not None:
+        return scale_index.run_ray(args, folder, index_path, model, pretrained)
     console = Console(stderr=True)
     busy = console.status(f"loading {model} ({pretrained})") if console.is_terminal else contextlib.nullcontext()
     with busy:  # no spinner or bar when stderr is not a terminal: errors stay one line
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     try:
+        configure_ann(store, args.ann)
         summary = _build(store, embedder, options, console, columns)
     finally:
         store.close()  # releases the writer lock

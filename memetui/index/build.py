@@ -28,6 +28,7 @@ from ..errors import ImageLoadError, IndexNotFoundError, IndexWriteError, UsageE
 from ..image_files import load_image
 from .ann import HNSW_EF_CONSTRUCTION, HNSW_M
 from .db import db_path, db_text, from_db_path
+from .milvus_ann import sync_remote
 from .ocr_stage import OcrStage, OcrSummary
 from .publish import publish
 from .scan import Candidate, Decoded, batched, prefetch, safe_hash, scan_folder
@@ -132,6 +133,7 @@ class IndexBuilder:
         opts = self.options
         publish(self.store, opts.hnsw_m, opts.hnsw_ef_construction, opts.workers,
                 lambda done, total: self.progress("graph", done, total))
+        sync_remote(self.store, lambda done, total: self.progress("milvus", done, total))
         self.summary.rows = self.store.count
         self.summary.seconds = time.perf_counter() - started
         self.summary.error_samples = self.store.errors(limit=10)

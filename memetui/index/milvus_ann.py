@@ -173,6 +173,52 @@ def sync_collection(store, progress: Callable[[int, int], None] | None = None) -
     return SyncResult(len(to_send), len(to_delete), int(live.sum()))
 
 
+def check_spec(spec: str) -> dict | None:
+    """Validate an `--ann` value and reach the Milvus it names now; None for 'local'."""
+    if spec == "local":
+        return None
+    if not is_milvus_spec(spec):
+        raise UsageError(f"--ann {spec}: expected milvus://HOST:PORT, milvus-lite:PATH.db or local")
+    record = parse_spec(spec, Path("."))
+    connect(record["uri"])
+    return record
+
+
+def configure(store, spec: str | None) -> None:
+    """Point the open (writable) index at `--ann spec`; None keeps the manifest's choice, 'local' drops Milvus."""
+    if spec is None:
+        return
+    if check_spec(spec) is None:
+        store.manifest.ann = {}
+        return
+    new, old = parse_spec(spec, store.path), store.manifest.ann
+    if not (is_milvus(old) and old["uri"] == new["uri"] and old["collection"] == new["collection"]):
+        store.manifest.ann = new
+
+
+def attach(index_path: Path, spec: str) -> SyncResult | None:
+    """Apply `--ann spec` to a built or imported index and sync its collection (takes the writer lock)."""
+    from .store import IndexStore
+
+    store = IndexStore.open(index_path, write=True)
+    try:
+        configure(store, spec)
+        store.write_manifest()
+        return sync_remote(store)
+    finally:
+        store.close()
+
+
+def sync_remote(store, progress: Callable[[int, int], None] | None = None) -> SyncResult | None:
+    """After a publish: sync the Milvus collection and write the manifest again, when the index has one."""
+    if not is_milvus(store.manifest.ann):
+        return None
+    result = sync_collection(store, progress)
+    store.write_manifest()
+    log.info("milvus %s: %d upserted, %d deleted, %d live", store.manifest.ann["collection"], *result)
+    return result
+
+
 class MilvusSearcher:
     """Top-k by exact dot product among the best candidates Milvus returns for a query."""
 
