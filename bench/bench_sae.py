@@ -1,124 +1,128 @@
-"""SAE training throughput and quality: memetui's trainer vs a plain dense top-k SAE (Gao et al. 2024).
+"""SAE training across the bench family: memetui's trainer vs the plain optimised reference, same run.
 
-Both train on the same synthetic CLIP-like data (a shared mean + a sparse dictionary, unit rows), with
-the same d, n, k, batch, learning rate, initial b_pre/scale and number of steps, in one process.
-The baseline is the paper's recipe written plainly: dense decoder matmul, full autograd, no AuxK,
-torch.optim.Adam with default settings. Prints samples/s of each, the ratio, and validation FVU / dead.
+For each member of `bench/sae_family.py` (synthetic CLIP-like generators + the sample index's real
+embeddings) it trains memetui's SAE with its defaults for one epoch, then the reference
+(`bench/sae_reference.py`) for the same steps at each learning rate of a sweep, and prints per member:
+samples/s, validation FVU and dead latents of both, the reference's best learning rate, the speed
+ratio, and memetui's per-stage step profile (ms per step). Everything is evaluated by the same code
+(fp32 validation pass). Timings are only compared within one run: the machine is shared.
 
-    python bench/bench_sae.py --rows 200000          # ≈ 180k training rows, 2 epochs (350 steps of 1,024)
+    python bench/bench_sae.py                          # the whole family (≈ 15 min on 2 idle cores)
+    python bench/bench_sae.py --members task --scale 0.25 --ref-lrs 2e-3   # a quick look
+    python bench/bench_sae.py --members sample-index --study-epochs 5      # train vs held-out, 1..5 epochs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from memetui.sae.model import TopKSAE
-from memetui.sae.synthetic import sparse_dictionary_data
-from memetui.sae.train import TrainConfig, evaluate, lr_at, open_training_data, train
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from sae_family import FAMILY, Member  # noqa: E402
+from sae_reference import train_reference  # noqa: E402
 
-class DenseTopKSAE(torch.nn.Module):
-    """Plain top-k SAE: z = TopK(ReLU(W_enc x̃ + b_enc)) scattered dense, x̂ = z W_dec + b_dec."""
+from memetui.sae.train import TrainConfig, evaluate, final_metrics, open_training_data, train  # noqa: E402
 
-    def __init__(self, d: int, n: int, k: int, b_pre: torch.Tensor, scale: float, seed: int):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.k, self.scale = k, scale
-        self.W_dec = torch.nn.Parameter(F.normalize(torch.randn(n, d, generator=gen), dim=1))
-        self.W_enc = torch.nn.Parameter(self.W_dec.detach().clone())
-        self.b_enc = torch.nn.Parameter(torch.zeros(n))
-        self.b_dec = torch.nn.Parameter(torch.zeros(d))
-        self.register_buffer("b_pre", b_pre.clone())
-
-    def forward(self, x_tilde: torch.Tensor) -> torch.Tensor:
-        pre = F.relu(F.linear(x_tilde, self.W_enc, self.b_enc))
-        vals, idx = pre.topk(self.k, dim=1)
-        z = torch.zeros_like(pre).scatter(1, idx, vals)
-        return z @ self.W_dec + self.b_dec
-
-    def to_topk_sae(self) -> TopKSAE:
-        """Same weights in a TopKSAE, so both models are evaluated by the same code."""
-        sae = TopKSAE(self.W_dec.shape[1], self.W_dec.shape[0], self.k, scale=self.scale)
-        sae.load_state_dict({"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec,
-                             "b_dec": self.b_dec, "b_pre": self.b_pre})
-        return sae
+REF_LRS = (1e-3, 3e-3, 1e-2)
 
 
-def train_dense(data, cfg: TrainConfig, b_pre: torch.Tensor, scale: float, steps: int) -> tuple[TopKSAE, float]:
-    """The paper's loop, plainly: returns (model as TopKSAE, samples/s)."""
-    torch.manual_seed(cfg.seed)
-    model = DenseTopKSAE(data.dim, cfg.n_latents, cfg.k, b_pre, scale, cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    rng = np.random.default_rng(cfg.seed)
-    order, seconds = np.empty(0, np.int64), 0.0
-    warmup = min(max(steps // 20, 1), 1000)
-    for step in range(steps):
-        if len(order) < cfg.batch_size:
-            order = rng.permutation(data.train_rows)
-        rows, order = order[:cfg.batch_size], order[cfg.batch_size:]
-        t0 = time.perf_counter()
-        x_tilde = (data.batch(rows) - b_pre) / scale
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, cfg.learning_rate, warmup, cfg.decay_fraction)
-        loss = (model(x_tilde) - x_tilde).pow(2).sum() / (x_tilde - x_tilde.mean(0)).pow(2).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        with torch.no_grad():
-            g, w = model.W_dec.grad, model.W_dec
-            g.sub_((g * w).sum(1, keepdim=True) * w)
-        optimizer.step()
-        with torch.no_grad():
-            model.W_dec.div_(model.W_dec.norm(dim=1, keepdim=True))
-        seconds += time.perf_counter() - t0
-    return model.to_topk_sae(), steps * cfg.batch_size / seconds
+def run_member(member: Member, scale: float, ref_lrs, epochs: float = 1.0) -> dict:
+    """Train ours and the reference sweep on one member; returns the row of figures."""
+    data = open_training_data(member.make(scale))
+    cfg = TrainConfig(n_latents=member.n_latents, k=member.k, batch_size=member.batch, epochs=epochs, eval_every=10**9)
+    ours = train(data, cfg)
+    steps = ours.sae.meta["training"]["steps"]
+    ours_val = evaluate(ours.sae, data)
+    row = {"member": member.name, "data": member.describe(), "rows": int(data.array.shape[0]), "steps": steps,
+           "ours": {"samples_per_s": ours.samples_per_s, "val_fvu": ours_val.fvu, "train_fvu": ours.final.train.fvu,
+                    "dead_val": ours_val.dead_fraction, "dead_all_rows": ours.final.dead_all_rows,
+                    "dead_window": ours.dead_window, "lr": ours.sae.meta["training"]["lr_used"]},
+           "profile_ms": ours.profile_ms, "reference": []}
+    for lr in ref_lrs:
+        ref = train_reference(data, member.n_latents, member.k, member.batch, steps, lr, ours.sae.b_pre.cpu(),
+                              ours.sae.scale)
+        m = evaluate(ref.sae, data)
+        row["reference"].append({"lr": lr, "samples_per_s": ref.samples_per_s, "val_fvu": m.fvu,
+                                 "dead_val": m.dead_fraction, "sae": ref.sae})
+    finite = [r for r in row["reference"] if math.isfinite(r["val_fvu"])] or row["reference"]
+    best = min(finite, key=lambda r: r["val_fvu"])
+    best["dead_all_rows"] = final_metrics(best["sae"], data, matmul_dtype=torch.bfloat16).dead_all_rows
+    for r in row["reference"]:
+        r.pop("sae")
+    row["best_ref"] = best
+    row["speed_ratio"] = ours.samples_per_s / best["samples_per_s"]
+    row["speed_ratio_vs_fastest_ref"] = ours.samples_per_s / max(r["samples_per_s"] for r in row["reference"])
+    return row
+
+
+def print_row(row: dict) -> None:
+    """One member: ours vs the reference at its best lr, then the profile."""
+    o, b = row["ours"], row["best_ref"]
+    ok = (row["speed_ratio_vs_fastest_ref"] >= 1.5 and o["val_fvu"] <= b["val_fvu"] and o["dead_val"] < 0.01)
+    print(f"| {row['member']} | {o['samples_per_s']:,.0f} | {o['val_fvu']:.4f} | {o['dead_val']:.2%} / "
+          f"{o['dead_all_rows']:.2%} | {b['samples_per_s']:,.0f} | {b['val_fvu']:.4f} | {b['dead_val']:.2%} / "
+          f"{b['dead_all_rows']:.2%} | {b['lr']:.0e} | {row['speed_ratio']:.2f}× | {'yes' if ok else 'NO'} |")
+    sweep = ", ".join(f"{r['lr']:.0e}: {r['val_fvu']:.4f} ({r['samples_per_s']:,.0f}/s)" for r in row["reference"])
+    profile = ", ".join(f"{k} {v:.1f}" for k, v in row["profile_ms"].items())
+    print(f"    {row['data']}; {row['steps']} steps; ours lr {o['lr']:.1e}, train FVU {o['train_fvu']:.4f}, "
+          f"dead window {o['dead_window']:.2%}; reference sweep {sweep}")
+    print(f"    profile ms/step: {profile} (sum {sum(row['profile_ms'].values()):.1f})", flush=True)
+
+
+def epoch_study(member: Member, epochs: int, scale: float) -> list[dict]:
+    """Train vs held-out FVU and dead latents after 1..epochs epochs (each a fresh run with its schedule)."""
+    data = open_training_data(member.make(scale))
+    out = []
+    for e in range(1, epochs + 1):
+        r = train(data, TrainConfig(n_latents=member.n_latents, k=member.k, batch_size=member.batch, epochs=e,
+                                    eval_every=10**9))
+        out.append({"epochs": e, "train_fvu": r.final.train.fvu, "val_fvu": r.final.val.fvu,
+                    "dead_val": r.final.val.dead_fraction, "dead_train": r.final.train.dead_fraction,
+                    "dead_all_rows": r.final.dead_all_rows, "dead_window": r.dead_window})
+        print(f"| {e} | {r.final.train.fvu:.4f} | {r.final.val.fvu:.4f} | {r.final.train.fvu / r.final.val.fvu:.3f} | "
+              f"{r.final.val.dead_fraction:.2%} | {r.final.train.dead_fraction:.2%} | {r.final.dead_all_rows:.2%} | "
+              f"{r.dead_window:.2%} |", flush=True)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=200_000, help="synthetic rows (10 %% held out)")
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--atoms", type=int, default=4096, help="true dictionary size")
-    parser.add_argument("--active", type=int, default=16, help="true atoms per sample")
-    parser.add_argument("--families", type=int, default=0, help="group atoms around this many parents (0 = off)")
-    parser.add_argument("--latents", type=int, default=16384)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--skip-dense", action="store_true", help="only run memetui's trainer")
+    parser.add_argument("--members", default=",".join(m.name for m in FAMILY), help="comma-separated member names")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of each member's rows (quick runs)")
+    parser.add_argument("--ref-lrs", default=",".join(map(str, REF_LRS)), help="reference learning-rate sweep")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--study-epochs", type=int, default=0, help="also train 1..E epochs on each member")
+    parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = parser.parse_args()
-
-    t0 = time.perf_counter()
-    syn = sparse_dictionary_data(args.rows, args.dim, args.atoms, args.active, families=args.families, seed=0)
-    data = open_training_data(syn.x)
-    cos_mean = float(np.linalg.norm(syn.x.mean(0)))
-    print(f"data: {args.rows} × {args.dim} (train {len(data.train_rows)}, val {len(data.val_rows)}), "
-          f"{args.atoms} atoms, {args.active} active, ‖mean‖ {cos_mean:.2f}; made in {time.perf_counter() - t0:.1f}s; "
-          f"torch threads {torch.get_num_threads()}")
-    cfg = TrainConfig(n_latents=args.latents, k=args.k, batch_size=args.batch, epochs=args.epochs, lr=args.lr)
-    ours = train(data, cfg)
-    steps = ours.sae.meta["training"]["steps"]
-    m = ours.metrics
-    print(f"memetui : {ours.samples_per_s:8,.0f} samples/s  val FVU {m.fvu:.4f}  dead {m.dead_fraction:6.2%}  "
-          f"cos {m.mean_cosine:.4f}  ({steps} steps, lr {cfg.learning_rate:.1e}, {ours.matmul} selection, "
-          f"{'fused' if ours.fused_adam else 'foreach'} Adam)")
-    if args.skip_dense:
-        return
-    dense, dense_rate = train_dense(data, cfg, ours.sae.b_pre.cpu(), ours.sae.scale, steps)
-    d = evaluate(dense, data)
-    print(f"dense   : {dense_rate:8,.0f} samples/s  val FVU {d.fvu:.4f}  dead {d.dead_fraction:6.2%}  "
-          f"cos {d.mean_cosine:.4f}")
-    print(f"ratio   : {ours.samples_per_s / dense_rate:.2f}× samples/s; FVU {m.fvu:.4f} vs {d.fvu:.4f} "
-          f"({'equal or lower' if m.fvu <= d.fvu + 1e-4 else 'HIGHER'})")
-    if not math.isfinite(m.fvu):
-        raise SystemExit(1)
+    torch.set_num_threads(args.threads)
+    names = args.members.split(",")
+    members = [m for m in FAMILY if m.name in names]
+    ref_lrs = [float(v) for v in args.ref_lrs.split(",") if v]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; scale {args.scale}; reference lrs {ref_lrs}")
+    print("| member | ours samples/s | ours val FVU | ours dead val / all rows | ref samples/s | ref val FVU | "
+          "ref dead val / all rows | ref best lr | speed | meets |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows, t0 = [], time.perf_counter()
+    for member in members:
+        if ref_lrs:
+            rows.append(run_member(member, args.scale, ref_lrs))
+            print_row(rows[-1])
+    study = {}
+    if args.study_epochs:
+        print("| epochs | train FVU | val FVU | train/val | dead (val pass) | dead (train pass) | dead (all rows) | "
+              "dead (window) |\n|---|---|---|---|---|---|---|---|")
+        for member in members:
+            study[member.name] = epoch_study(member, args.study_epochs, args.scale)
+    print(f"bench took {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "study": study}, indent=1))
 
 
 if __name__ == "__main__":

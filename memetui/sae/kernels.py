@@ -21,6 +21,7 @@ import logging
 import warnings
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -102,7 +103,10 @@ def _code_csr(indices: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tens
     """The code as a CSR matrix [n, B] (row j lists the samples where latent j is selected)."""
     B, k = indices.shape
     flat = indices.reshape(-1)
-    order = flat.argsort()
+    if flat.device.type == "cpu":  # numpy's single-threaded sort: torch's parallel one stalls on a busy CPU
+        order = torch.from_numpy(np.argsort(flat.numpy(), kind="stable"))
+    else:
+        order = flat.argsort(stable=True)
     cols = torch.div(order, k, rounding_mode="floor")
     crow = torch.zeros(n + 1, dtype=torch.int64, device=indices.device)
     crow[1:] = torch.bincount(flat, minlength=n).cumsum(0)

@@ -123,9 +123,10 @@ class TopKSAE(nn.Module):
     @torch.no_grad()
     def remove_parallel_grad_(self) -> None:
         """Remove from W_dec.grad the component parallel to each (unit) row: g -= (g·w) w."""
-        if self.W_dec.grad is not None:
-            parallel = (self.W_dec.grad * self.W_dec).sum(dim=1, keepdim=True)
-            self.W_dec.grad.sub_(parallel * self.W_dec)
+        if self.W_dec.grad is not None:  # row dots by bmm and an in-place update: no [n, d] temporaries
+            grad, w = self.W_dec.grad, self.W_dec.detach()
+            parallel = torch.bmm(grad.unsqueeze(1), w.unsqueeze(2)).squeeze(2)
+            grad.addcmul_(parallel, w, value=-1.0)
 
     # -- maths -------------------------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
