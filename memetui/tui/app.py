@@ -205,20 +205,21 @@ class MemeApp(App):
         self.results_shown += 1
         self._show_status()
         snapshots = [q for q in (self.session.stepped_query(1), self.session.stepped_query(-1)) if q is not None]
-        self.call_after_refresh(self._prefetch, generation, snapshots, self.grid.visible_count)
+        self.call_after_refresh(self._prefetch, generation, snapshots, self.session.mode, self.grid.visible_count)
         if self.results_shown == 1:
             self.call_after_refresh(gc.freeze)  # torch, the index and Textual stay out of gen-2 scans: no 200 ms pauses
 
     @work(thread=True, exclusive=True, group="prefetch")
-    def _prefetch(self, generation: int, queries: list[Query], visible: int) -> None:
-        """After a frame: search the given snapshots (a step either way, computed on the UI thread)
-        and render the thumbnails they would show, so the next `l`/`h` finds both cached.
-        Yields to any newer keypress."""
+    def _prefetch(self, generation: int, queries: list[Query], mode: str, visible: int) -> None:
+        """After a frame: search the given snapshots (a step either way, computed on the UI thread),
+        render the thumbnails and read the results' features they would show, so the next `l`/`h`
+        finds them cached. Yields to any newer keypress."""
         for query in queries:
             if generation != self.generation:
                 return
             try:
                 results = self.session.results(RESULTS, query=query).results[:visible]
+                self.session.features.of_rows(mode, [r.row for r in results])
             except MemetuiError:
                 return
             self.grid.render_thumbnails(_tiles(results), lambda: generation != self.generation, app=self)
@@ -259,13 +260,11 @@ class MemeApp(App):
         call_from_worker(self, self._guard, self.session.set_query, query)
 
     def on_feature_panel_highlighted(self, message: FeaturePanel.Highlighted) -> None:
-        session = self.session
-        if session.selected != (session.mode, message.direction.id):
-            try:
-                pinned = session.features.pinned(session.select_direction(message.direction.id), session.query)
-            except MemetuiError:
-                return
-            self.panel.set_pinned(pinned)
+        try:  # selecting is idempotent: the pinned row shows what `l` steps along
+            ref = self.session.select_direction(message.direction.id)
+        except MemetuiError:
+            return
+        self.panel.set_pinned(self.session.features.pinned(ref, self.session.query))
 
     def on_result_grid_opened(self, message: ResultGrid.Opened) -> None:
         self.action_detail()

@@ -1,6 +1,6 @@
 """The key map: default bindings (DESIGN.md) and user remapping from keys.json in the config dir.
 
-keys.json maps binding ids to comma-separated keys, e.g. {"step_forward": "l,right,f"}.
+keys.json maps binding ids to comma-separated keys, e.g. {"step_forward": "l,right,d"}.
 """
 
 from __future__ import annotations

@@ -168,23 +168,26 @@ class GalleryScreen(ModalScreen[bool]):
         if not self.session.has_sae:
             self._status("this index has no SAE: train one with `memetui train-sae`")
             return
-        self._load()
+        self._load(self.app)
 
     @work(thread=True, exclusive=True, group="gallery")
-    def _load(self) -> None:
+    def _load(self, app) -> None:
         try:
             features = self.session.features.gallery()
         except MemetuiError as exc:
-            call_from_worker(self.app, self._status, f"cannot read the features: {exc}")
+            call_from_worker(app, self._status, f"cannot read the features: {exc}")
             return
-        call_from_worker(self.app, self._loaded, features)
+        call_from_worker(app, self._loaded, features)
 
     def _loaded(self, features: list[GalleryFeature]) -> None:
+        if not self.is_attached:
+            return  # closed before every row was encoded (the result stays cached in the Session)
         self.features = features
         self._filter(self.query_one(Input).value)
 
     def _status(self, text: str) -> None:
-        self.query_one("#gallery-status", Static).update(Text(one_line(text)))
+        if self.is_attached:
+            self.query_one("#gallery-status", Static).update(Text(one_line(text)))
 
     def _filter(self, text: str) -> None:
         if self.features is None:
