@@ -1,14 +1,23 @@
-"""Top-k by dot product over an index: hnswlib graph + exact rerank, or exact search when small."""
+"""Top-k by dot product over an index: one interface, the backend chosen by size.
+
+- up to EXACT_MAX_ROWS rows: exact (one float32 matrix-vector product);
+- up to IVF_MIN_ROWS: hnswlib graph (hnsw.bin) + exact rerank of 2k candidates;
+- above: faiss IVF-PQ (ivfpq.faiss, memetui/index/ivf.py) + exact rerank from the fp16 memmap.
+
+The Session, CLI, SAE and steering only see AnnSearcher.search -> Hits.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import IndexFormatError, QueryError
+from .ivf import IVF_FILE, IvfParams, IvfPqSearcher, build_ivfpq, load_ivfpq, save_ivfpq, threads_available
 from .store import HNSW, IndexStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +37,12 @@ HNSW_EF_CONSTRUCTION = 400
 steered (off-manifold) queries at 100k x 512 (bench/bench_search.py)."""
 HNSW_EF_SEARCH = 128
 """Search-time ef: recall@10 >= 0.99 at 100k x 512 (README "Search: exact or HNSW")."""
+IVF_MIN_ROWS = 250_000
+"""From this many rows imports and builds write the compressed IVF-PQ index instead of an HNSW
+graph: hnswlib at M 16 needs ~2.2 KB per row and its build (ef_construction 400) takes hours
+on a few cores at 1M rows; IVF-PQ needs ~m + 8 bytes per row (README "Scale")."""
+Backend = Literal["exact", "hnsw", "ivfpq", "milvus"]
+
 
 class Hits(NamedTuple):
     """Search results for one query, best first."""
@@ -83,33 +98,96 @@ def load_hnsw(path: Path, dim: int, count: int, ef: int = HNSW_EF_SEARCH):
     return graph
 
 
-class AnnSearcher:
-    """Answer top-k dot-product queries over an IndexStore's live rows."""
+def choose_backend(count: int) -> Backend:
+    """The backend an index of `count` rows is built for."""
+    if count <= EXACT_MAX_ROWS:
+        return "exact"
+    return "hnsw" if count < IVF_MIN_ROWS else "ivfpq"
 
-    def __init__(self, store: IndexStore, exact: bool | None = None, ef: int | None = None):
+
+def write_ann(store: IndexStore, embeddings: np.ndarray, threads: int | None = None, progress=None,
+              backend: Backend | None = None, ivf_params: IvfParams | None = None) -> Backend:
+    """Build the ANN file for all rows of `embeddings` into `store`'s folder (atomically); return its backend.
+
+    Indexes of up to IVF_MIN_ROWS rows get an HNSW graph (as `memetui index` writes), larger ones
+    IVF-PQ. progress(stage, done, total) as in build.py ('train', 'graph').
+    """
+    count, dim = embeddings.shape
+    backend = backend or ("hnsw" if count < IVF_MIN_ROWS else "ivfpq")
+    threads = threads or threads_available()
+    if backend == "ivfpq":
+        index = build_ivfpq(embeddings, ivf_params or IvfParams(), threads=threads, progress=progress)
+        save_ivfpq(index, store.path / IVF_FILE)
+        return backend
+    hnsw = store.manifest.hnsw
+    graph = new_hnsw(dim, count, int(hnsw.get("M", HNSW_M)), int(hnsw.get("ef_construction", HNSW_EF_CONSTRUCTION)))
+    add_to_hnsw(graph, embeddings, 0, threads, (lambda d, t: progress("graph", d, t)) if progress else None)
+    with atomic_path(store.path / HNSW) as tmp:
+        graph.save_index(str(tmp))
+    return "hnsw"
+
+
+class AnnSearcher:
+    """Answer top-k dot-product queries over an IndexStore's live rows, whichever backend holds them."""
+
+    def __init__(self, store: IndexStore, exact: bool | None = None, ef: int | None = None,
+                 backend: Backend | None = None, ivf_params: IvfParams | None = None):
+        """`backend` forces one ('exact', 'hnsw', 'ivfpq'); `exact=True/False` is the older spelling."""
         self.store = store
         self.ef = int(ef or store.manifest.hnsw.get("ef_search", HNSW_EF_SEARCH))
         live = store.live_mask()
         self._live_rows = np.flatnonzero(live)
         self._all_live = bool(live.all())
-        # Exact search reads a float32 copy (BLAS has no fast float16 path on CPU).
-        self._exact = (store.count <= EXACT_MAX_ROWS) if exact is None else exact
-        hnsw_file = store.path / HNSW
-        if not self._exact and not hnsw_file.is_file():
-            self._exact = True
+        self._live = None if self._all_live else live
+        self._backend: Backend = backend or self._pick_backend(exact)
         self._matrix: np.ndarray | None = None
         self._graph = None
-        if not self._exact:
+        self._ivf = None
+        self._remote = None  # vectors served by Milvus (manifest "ann", memetui/index/milvus_ann.py)
+        if self._backend == "hnsw":
             try:
-                self._graph = load_hnsw(hnsw_file, store.dim, store.count, self.ef)
+                self._graph = load_hnsw(store.path / HNSW, store.dim, store.count, self.ef)
             except IndexFormatError as exc:  # a damaged graph: search exactly until a build repairs it
                 log.warning("%s; searching exactly", exc)
-                self._exact = True
+                self._backend = "exact"
+        elif self._backend == "milvus":
+            from .milvus_ann import MilvusSearcher
+
+            self._remote = MilvusSearcher(store, self.ef)
+        elif self._backend == "ivfpq":
+            index = load_ivfpq(store.path / IVF_FILE, store.dim, store.count)
+            self._ivf = IvfPqSearcher(index, store.embeddings, ivf_params or IvfParams())
+
+    def _pick_backend(self, exact: bool | None) -> Backend:
+        store = self.store
+        if not exact and store.manifest.ann.get("kind") == "milvus":
+            return "milvus"
+        if exact or (exact is None and store.count <= EXACT_MAX_ROWS):
+            return "exact"
+        has_hnsw, has_ivf = (store.path / HNSW).is_file(), (store.path / IVF_FILE).is_file()
+        if has_ivf and (store.count >= IVF_MIN_ROWS or not has_hnsw):
+            return "ivfpq"
+        return "hnsw" if has_hnsw else "exact"
+
+    @property
+    def backend(self) -> Backend:
+        """Which backend answers queries: 'exact', 'hnsw' or 'ivfpq'."""
+        return self._backend
+
+    @property
+    def live_count(self) -> int:
+        """Rows a search can return."""
+        return int(len(self._live_rows))
+
+    @property
+    def first_live_row(self) -> int | None:
+        """The lowest live row, None when no row is live."""
+        return int(self._live_rows[0]) if len(self._live_rows) else None
 
     @property
     def exact(self) -> bool:
-        """True when searches scan every row instead of walking the HNSW graph."""
-        return self._exact
+        """True when searches scan every row instead of walking an ANN index."""
+        return self._backend == "exact"
 
     @property
     def matrix(self) -> np.ndarray:
@@ -128,8 +206,12 @@ class AnnSearcher:
         k = min(int(k), len(self._live_rows))
         if k <= 0:
             return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        if self._exact:
+        if self._backend == "exact":
             return self._search_exact(query, k)
+        if self._remote is not None:
+            return Hits(*self._remote.search(query, k, self._live))
+        if self._ivf is not None:
+            return Hits(*self._ivf.search(query, k, self._live))
         rows, _ = self._graph.knn_query(query, k=min(k * RERANK_FACTOR, len(self._live_rows)))
         rows = rows[0].astype(np.int64)
         scores = self._rows_dot(rows, query)

@@ -1,0 +1,104 @@
+"""ANN backends behind one interface: IVF-PQ recall vs exact, save -> reload, tombstones, choice by size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memetui.index.ann import EXACT_MAX_ROWS, IVF_MIN_ROWS, AnnSearcher, choose_backend, write_ann
+from memetui.index.ivf import IVF_FILE, IvfParams, load_ivfpq
+from memetui.index.store import IndexStore, ModelInfo
+from memetui.errors import IndexFormatError
+
+
+def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors around 200 clusters sharing a mean direction (CLIP-like)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((200, dim)).astype(np.float32)
+    x = centres[rng.integers(0, 200, n)] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    mean = rng.standard_normal(dim).astype(np.float32)
+    x += mean / np.linalg.norm(mean)  # random pairs have cosine ~0.5, as in CLIP
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+
+SMALL = IvfParams(nlist=128, m=8, nprobe=16, rerank=200, train_rows=8_192, pq_train_rows=2_560)
+"""Small enough to train in a second or two on a busy CPU."""
+
+
+def make_store(path, data: np.ndarray, status=None) -> IndexStore:
+    """An index folder over `data` with one item row per embedding row."""
+    store = IndexStore.create(path, ModelInfo("synthetic", None, data.shape[1], "0" * 64), ".")
+    store.write_embeddings(data)
+    status = status or ["ok"] * len(data)
+    with store.db:
+        store.db.executemany(
+            "INSERT INTO items (id, path, sha256, status, embedding) VALUES (?, ?, ?, ?, x'')",
+            ((i, f"{i}.png", f"{i:064x}", s) for i, s in enumerate(status)),
+        )
+    store.manifest.count = len(data)
+    store.write_manifest()
+    return IndexStore.open(path)
+
+
+def steered_queries(data: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
+    """Image + 0.5 x another image + noise: off-manifold queries like a stepped query."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, len(data), (2, count))
+    noise = 0.05 * rng.standard_normal((count, data.shape[1])).astype(np.float32)
+    return data[a].astype(np.float32) + 0.5 * data[b].astype(np.float32) + noise
+
+
+@pytest.fixture(scope="module")
+def ivf_store(tmp_path_factory):
+    data = clustered(20_000, 32)
+    store = make_store(tmp_path_factory.mktemp("ivf") / "index", data)
+    assert write_ann(store, store.embeddings, backend="ivfpq", ivf_params=SMALL) == "ivfpq"
+    return store
+
+
+def test_ivfpq_recall_at_10_matches_exact_search_on_steered_queries(ivf_store):
+    ivf = AnnSearcher(ivf_store, backend="ivfpq", ivf_params=SMALL)
+    exact = AnnSearcher(ivf_store, exact=True)
+    assert ivf.backend == "ivfpq" and exact.backend == "exact"
+    recalls = []
+    for q in steered_queries(np.asarray(ivf_store.embeddings), 100):
+        got, truth = ivf.search(q, 10), exact.search(q, 10)
+        recalls.append(len(set(got.rows) & set(truth.rows)) / 10)
+        np.testing.assert_allclose(got.scores, np.sort(got.scores)[::-1])  # best first, exact scores
+    assert np.mean(recalls) >= 0.99
+
+
+def test_ivfpq_file_reloads_to_identical_results(ivf_store):
+    first = AnnSearcher(ivf_store, backend="ivfpq", ivf_params=SMALL)
+    reopened = AnnSearcher(IndexStore.open(ivf_store.path), ivf_params=SMALL)  # backend picked from the files present
+    assert reopened.backend == "ivfpq"
+    for q in steered_queries(np.asarray(ivf_store.embeddings), 20, seed=7):
+        a, b = first.search(q, 10), reopened.search(q, 10)
+        np.testing.assert_array_equal(a.rows, b.rows)
+        np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_ivfpq_file_for_another_row_count_is_refused(ivf_store):
+    with pytest.raises(IndexFormatError, match="expected 19999"):
+        load_ivfpq(ivf_store.path / IVF_FILE, 32, 19_999)
+
+
+def test_ivfpq_skips_tombstoned_rows_and_serves_remote_rows(tmp_path):
+    data = clustered(3_000, 16, seed=3)
+    status = ["remote" if i % 2 else "ok" for i in range(len(data))]
+    status[0] = status[2] = "missing"
+    store = make_store(tmp_path / "index", data, status)
+    write_ann(store, store.embeddings, backend="ivfpq", ivf_params=SMALL)
+    ann = AnnSearcher(store, backend="ivfpq", ivf_params=SMALL)
+    hits = ann.search(data[0].astype(np.float32), 10)
+    assert 0 not in hits.rows and 2 not in hits.rows
+    assert any(r % 2 for r in hits.rows)  # 'remote' rows are searchable
+
+
+def test_backend_is_chosen_by_size():
+    assert choose_backend(EXACT_MAX_ROWS) == "exact"
+    assert choose_backend(EXACT_MAX_ROWS + 1) == "hnsw"
+    assert choose_backend(IVF_MIN_ROWS) == "ivfpq"
+    assert IvfParams().for_shape(1_000_000, 1152).m == 96
+    assert IvfParams().for_shape(10_000, 100).m == 25  # m divides the dimension, sub-vectors >= 4 dims
