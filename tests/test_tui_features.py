@@ -142,3 +142,20 @@ async def test_colliding_file_names_show_their_folder_in_tiles_and_the_detail_vi
         app.action_detail()
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail view never opened")
         assert app.screen.shown_name == "fluent/kangaroo.png"
+
+
+def test_feature_stats_match_encoding_every_row_at_once(index_with_sae):
+    import numpy as np
+
+    from memetui.session import Session
+    from memetui.session.feature_stats import feature_stats
+
+    session = Session.open(index_with_sae, device="cpu")
+    sae, store = session.directions.sae, session.store
+    dense = sae.dense(sae.encode(np.asarray(store.embeddings, dtype=np.float32)))
+    stats = feature_stats(sae, store.embeddings, store.live_mask(), exemplars=3, chunk=7)  # chunks of 7 rows
+    np.testing.assert_allclose(stats.rates, (dense > 0).mean(0))
+    for j in np.flatnonzero(stats.rates)[:10]:
+        fired = [r for r in np.argsort(-dense[:, j], kind="stable")[:3] if dense[r, j] > 0]
+        assert list(stats.exemplars[j][stats.exemplars[j] >= 0]) == fired
+    assert all(stats.exemplars[j][0] == -1 for j in np.flatnonzero(stats.rates == 0))
