@@ -17,6 +17,7 @@ from .text import one_line, path_text
 
 COMMANDS = {
     "index": ("index_cmd", "build or update an index from a folder of images"),
+    "import": ("import_cmd", "import embeddings made elsewhere (clip-retrieval, .npy + table, rclip, memery)"),
     "search": ("search_cmd", "search an index from the command line"),
     "info": ("info_cmd", "show an index's manifest, counts, model and SAEs"),
     "train-sae": ("train_sae_cmd", "train a top-k sparse autoencoder on an index's embeddings"),
