@@ -184,3 +184,29 @@ def test_phrase_score_and_fusion_on_hand_computed_values():
     np.testing.assert_allclose(fuse(clip, text, "sum", lam=2.0), z + 2.0 * text)
     # ranks: CLIP 1, 3, 2; text (ties by position) -, 1, 2
     np.testing.assert_allclose(fuse(clip, text, "rrf", k=10), [1 / 11, 1 / 13 + 1 / 11, 1 / 12 + 1 / 12])
+
+
+async def test_detail_view_shows_the_text_with_quoted_words_highlighted(tiny_model_dir, tmp_path):
+    from memetui.session import Session
+    from memetui.steer.parse import parse_typed
+    from memetui.tui.app import MemeApp
+    from memetui.tui.screens.detail import DetailScreen
+
+    build(meme_folder(tmp_path / "img", plain=2), tmp_path / "idx")[1].close()
+    session = Session.open(tmp_path / "idx", device="cpu", sae=False)
+    session.set_query(parse_typed('"brace yourselves"'))
+    app = MemeApp(session, graphics="halfblock", restore_history=False)
+    async with app.run_test(size=(140, 45)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if app.grid.selected is not None:
+                break
+        await pilot.press("tab", "enter")
+        for _ in range(200):
+            if isinstance(app.screen, DetailScreen):
+                break
+            await pilot.pause(0.02)
+        assert isinstance(app.screen, DetailScreen) and app.screen.path.name == "winter.jpg"
+        shown = app.screen.ocr
+        assert "brace yourselves" in shown.plain
+        assert {shown.plain[s.start:s.end] for s in shown.spans} == {"brace", "yourselves"}

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 
 from ..errors import MemetuiError
 from ..session import Session
+from ..ocr.display import highlighted
 from ..steer.parse import parse_typed
 from ..steer.query import Query, Term
 from ..text import terminal_safe
@@ -352,7 +353,8 @@ class MemeApp(App):
         item = session.item(tile.row)
         info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
                 "row": str(tile.row), "sha256": item.sha256[:16]}
-        self.push_screen(DetailScreen(self.cache, tile.path, info, features, name=self.grid.shown_name(tile)))
+        ocr = highlighted(session.item_text(tile.row), [t.value for t in session.query.terms if t.kind == "ocr"])
+        self.push_screen(DetailScreen(self.cache, tile.path, info, features, ocr=ocr, name=self.grid.shown_name(tile)))
 
     def action_copy_path(self) -> None:
         """`y`: copy the selected image's path (OSC 52, works over SSH)."""
