@@ -27,7 +27,7 @@ async def open_gallery(pilot, app):
 
 
 async def test_stepped_direction_stays_pinned_with_its_weight_and_undo_restores_panel_and_results(index_with_sae):
-    from memetui.tui.widgets.feature_panel import FeaturePanel
+    from memetui.tui.widgets.feature_panel import PREFIX, FeaturePanel
     from memetui.tui.widgets.result_grid import ResultGrid
 
     app = make_app(index_with_sae)
@@ -57,6 +57,7 @@ async def test_stepped_direction_stays_pinned_with_its_weight_and_undo_restores_
         first = panel.render_line(1).text
         assert first.startswith("▶") and str(target.id) in first and f"w {pinned.weight:+.2f}" in first
         assert panel.data.results, "the visible results' features are listed"
+        assert panel.size.width - PREFIX >= 24, "labels get at least 24 characters"
 
         await press_and_settle(pilot, app, "m", "m", "m")  # sae -> pca -> random -> sae keeps sae's selection
         assert panel.mode == "sae" and panel.pinned.id == target.id
@@ -142,6 +143,10 @@ async def test_colliding_file_names_show_their_folder_in_tiles_and_the_detail_vi
         app.action_detail()
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail view never opened")
         assert app.screen.shown_name == "fluent/kangaroo.png"
+        await pilot.press("escape", "f")  # this index has no SAE: the gallery says so
+        await wait_for(pilot, lambda: "no SAE" in str(app.screen.query_one("#gallery-status").render()),
+                       "the gallery did not say the index has no SAE")
+        await pilot.press("escape")
 
 
 def test_feature_stats_match_encoding_every_row_at_once(index_with_sae):
