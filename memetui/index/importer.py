@@ -74,6 +74,8 @@ class ImportOptions:
     device: str | None = None
     threads: int | None = None
     """Threads for the ANN build (default: every core)."""
+    build_ann: bool = True
+    """False publishes without an ANN file (searches are exact until `memetui index` repairs it): benchmarks only."""
 
 
 MIN_COSINE = 0.99
@@ -272,7 +274,9 @@ class Importer:
             os.replace(partial, final)
             fsync_dir(self.out)
         store.manifest.count = self.total
-        self.summary.backend = write_ann(store, store.embeddings, self.options.threads, self.progress)
+        self.summary.backend = "exact (no ANN file)"
+        if self.options.build_ann:
+            self.summary.backend = write_ann(store, store.embeddings, self.options.threads, self.progress)
         counts = dict(store.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status"))
         self.summary.local, self.summary.remote = int(counts.get("ok", 0)), int(counts.get("remote", 0))
         write_json_atomic(self.out / SOURCE_RECORD, {"source": fingerprint, "verified": self.summary.verified})
