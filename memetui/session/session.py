@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import QueryError
-from ..index.store import IndexStore, Item
+from ..index.store import IndexStore
 from ..paths import resolve_index
 from ..steer.history import QueryHistory
 from ..steer.provider import ActiveDirection
 from ..steer.query import DEFAULT_STEP, NORM_LIMIT, STEP_FACTOR, STEP_RANGE, DirectionRef, Query, Term, check_step_size
 from ..steer.sae_directions import SAEDirections
-from .library import SessionFiles
 from .codes import SAECodes
 from .directions import Directions
 from .features import FeatureReadings
+from .items import Items
+from .library import SessionFiles
 from .searcher import ResultPage, Searcher
 from .terms import TermVectors
 
@@ -40,6 +41,8 @@ class Session:
         self._step_size = DEFAULT_STEP
         self.files = SessionFiles(self)
         """Saved queries, history, bookmarks and exports of this session."""
+        self.items = Items(store, self.searcher)
+        """Read-only facts about the rows (item values, OCR text, live count)."""
         self.features = FeatureReadings(store, self.directions, self.terms, self.codes)
         """What the feature panel and gallery show (PanelData, GalleryFeature values)."""
 
@@ -87,26 +90,6 @@ class Session:
     def undo_depth(self) -> int:
         """How many undo steps lie behind the current query."""
         return self.history.position
-
-    @property
-    def live_count(self) -> int:
-        """Images that searches can return."""
-        return self.searcher.live_count
-
-    def item(self, row: int) -> Item:
-        """The indexed item at `row` (an immutable value)."""
-        return self.store.item(row)
-
-    def item_text(self, row: int) -> str:
-        """The text OCR read in `row`'s image, raw ('' when none or not read); escape it to show it."""
-        from ..index.ocr_text import ocr_text
-
-        return ocr_text(self.store, [row])[0]
-
-    @property
-    def first_row(self) -> int | None:
-        """The first searchable row (a start query for an empty session), None when there is none."""
-        return self.searcher.first_live_row
 
     # -- edits (each returns the new state) ------------------------------------------------------
     def set_query(self, query: Query) -> Query:

@@ -9,29 +9,25 @@ generation counter; a worker whose generation is stale drops its answer, and
 from __future__ import annotations
 
 import gc
-import os
-import shutil
-import subprocess
-import sys
 import time
 from functools import partial
 from pathlib import Path
 
 from textual import work
 from textual.app import App, ComposeResult
-from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
 from ..errors import MemetuiError
 from ..session import Session
-from ..ocr.display import highlighted
 from ..steer.parse import parse_typed
-from ..steer.query import Query, Term
+from ..steer.query import Query
 from ..text import terminal_safe
 from .images import ThumbnailCache
 from .threads import call_from_worker
-from .keys import DEFAULT_KEYS, default_bindings, help_rows, load_keymap
+from .keys import default_bindings, help_rows, load_keymap
+from .opener import open_original
+from .palette import ActionCommands
 from .screens.detail import DetailScreen
 from .screens.gallery import GalleryScreen
 from .screens.help import HelpScreen
@@ -44,19 +40,6 @@ RESULTS = 24
 SHOW_BUSY_AFTER_S = 0.08
 MIN_SIZE = (80, 20)
 """Smallest usable terminal (columns, rows): the panel takes 50 columns, a tile row 10 lines."""
-
-
-class ActionCommands(Provider):
-    """Command palette: every key-map action by its description."""
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        app = self.app
-        for _, keys, action, description, _ in DEFAULT_KEYS:
-            label = f"{description} ({keys.split(',')[0].replace('_', ' ')})"
-            score = matcher.match(label)
-            if score > 0:
-                yield Hit(score, matcher.highlight(label), partial(app.run_action, action), help=action)
 
 
 class MemeApp(App):
@@ -130,8 +113,8 @@ class MemeApp(App):
                 session.files.load_history()
             except MemetuiError:
                 pass
-        if not session.query.terms and session.first_row is not None:
-            session.add_image(session.first_row)
+        if not session.query.terms and session.items.first_row is not None:
+            session.add_image(session.items.first_row)
         session.start_here()  # undo stops at the start query
 
     def on_unmount(self) -> None:
@@ -227,7 +210,7 @@ class MemeApp(App):
 
     def _show_status(self, busy: bool = False) -> None:
         session = self.session
-        self.status_bar.show(images=session.live_count, device=session.terms.device_label or self.device_name,
+        self.status_bar.show(images=session.items.live_count, device=session.terms.device_label or self.device_name,
                              mode=session.mode, step=session.step_size, search_ms=self.last_search_ms, busy=busy,
                              undo=session.undo_depth)
 
@@ -343,18 +326,7 @@ class MemeApp(App):
         tile = self.grid.selected
         if tile is None:
             return
-        session = self.session
-        features = []
-        if session.has_sae:
-            try:
-                features = session.active_directions(8, mode="sae", query=Query((Term(1.0, "image", tile.row),)))
-            except MemetuiError:
-                features = []
-        item = session.item(tile.row)
-        info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
-                "row": str(tile.row), "sha256": item.sha256[:16]}
-        ocr = highlighted(session.item_text(tile.row), [t.value for t in session.query.terms if t.kind == "ocr"])
-        self.push_screen(DetailScreen(self.cache, tile.path, info, features, ocr=ocr, name=self.grid.shown_name(tile)))
+        self.push_screen(DetailScreen.for_result(self.session, self.cache, tile, self.grid.shown_name(tile)))
 
     def action_copy_path(self) -> None:
         """`y`: copy the selected image's path (OSC 52, works over SSH)."""
@@ -368,13 +340,7 @@ class MemeApp(App):
         tile = self.grid.selected
         if tile is None:
             return
-        opener = "open" if sys.platform == "darwin" else "xdg-open"
-        has_display = sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-        if has_display and shutil.which(opener):
-            subprocess.Popen([opener, str(tile.path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.say(f"opening {tile.path.name}", timeout=2)
-        else:
-            self.say(f"no display: {tile.path}", timeout=6)
+        self.say(open_original(tile.path), timeout=4)
 
     def action_bookmark(self) -> None:
         """`b`: bookmark the current query (saved across runs)."""

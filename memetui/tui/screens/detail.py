@@ -13,7 +13,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...steer.provider import ActiveDirection
-from ...text import one_line, path_text, terminal_safe
+from ...text import markup_safe, one_line, path_text, terminal_safe
 from .. import kitty
 from ..images import ThumbnailCache
 from ..threads import call_from_worker
@@ -58,6 +58,25 @@ class DetailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,enter", "dismiss", "back")]
     """esc, q or enter return to the grid."""
 
+    @classmethod
+    def for_result(cls, session, cache: ThumbnailCache, tile, name: str | None = None) -> "DetailScreen":
+        """The detail view of a grid tile: size, score, its top SAE features, its text (quoted words lit)."""
+        from ...errors import MemetuiError
+        from ...ocr.display import highlighted
+        from ...steer.query import Query, Term
+
+        features = []
+        if session.has_sae:
+            try:
+                features = session.active_directions(8, mode="sae", query=Query((Term(1.0, "image", tile.row),)))
+            except MemetuiError:
+                features = []
+        item = session.items.get(tile.row)
+        info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
+                "row": str(tile.row), "sha256": item.sha256[:16]}
+        ocr = highlighted(session.items.text(tile.row), [t.value for t in session.query.terms if t.kind == "ocr"])
+        return cls(cache, tile.path, info, features, ocr=ocr, name=name)
+
     def __init__(self, cache: ThumbnailCache, path, info: dict, features: list[ActiveDirection],
                  ocr: Text | None = None, name: str | None = None) -> None:
         """`ocr`: the text read in the image, already escaped and highlighted (memetui.ocr.display);
@@ -85,7 +104,7 @@ class DetailScreen(ModalScreen[None]):
             text.append_text(self.ocr)
             text.append("\n")
         with Horizontal() as frame:
-            frame.border_title = one_line(self.shown_name, 60)
+            frame.border_title = markup_safe(one_line(self.shown_name, 60))  # a border title is read as markup
             yield LargeImage(self.cache, self.path)
             with Vertical(id="detail-info"):
                 yield Static(text)
