@@ -67,22 +67,35 @@ def child(body: str, env: dict | None = None, timeout: float | None = None) -> d
 
 
 # -- data ------------------------------------------------------------------------------------------
-def gen_clustered(n: int, dim: int, rng) -> np.ndarray:
-    """Power-law clusters around a shared mean (random pairs cos ~0.5, neighbours ~0.9)."""
+def gen_clustered(n: int, dim: int, rng, rank: int = 192) -> np.ndarray:
+    """Power-law clusters around a shared mean (random pairs cos ~0.5, neighbours ~0.9).
+
+    Centres use the full power-law spectrum; within-cluster noise its top `rank` directions plus
+    a little isotropic noise (full-rank noise costs a 1152 x 1152 product per row).
+    """
     scale = (np.arange(1, dim + 1) ** -0.5).astype(np.float32)
     basis = np.linalg.qr(rng.standard_normal((dim, dim)).astype(np.float32))[0]
     centres = (rng.standard_normal((2000, dim)).astype(np.float32) * scale) @ basis.T
-    x = centres[rng.integers(0, 2000, n)] + 0.5 * ((rng.standard_normal((n, dim)).astype(np.float32) * scale) @ basis.T)
+    noise = (rng.standard_normal((n, rank)).astype(np.float32) * scale[:rank]) @ basis[:, :rank].T
+    x = centres[rng.integers(0, 2000, n)] + 0.5 * noise + 0.01 * rng.standard_normal((n, dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     mean = rng.standard_normal(dim).astype(np.float32)
     return x + mean / np.linalg.norm(mean)
 
 
-def gen_dictionary(n: int, dim: int, rng) -> np.ndarray:
-    """Sparse Zipf dictionary codes (16 of 8,192 atoms per row) plus a shared mean."""
-    from memetui.sae.synthetic import sparse_dictionary_data
+def gen_dictionary(n: int, dim: int, rng, atoms: int = 8192, active: int = 16) -> np.ndarray:
+    """Sparse codes over a Zipf-weighted dictionary (16 of 8,192 atoms per row) plus a shared mean
+    (the shape memetui.sae.synthetic makes, with numpy sampling: its multinomial is slow at 1M rows)."""
+    import torch
+    import torch.nn.functional as F
 
-    return sparse_dictionary_data(n, dim, atoms=8192, active=16, seed=int(rng.integers(1 << 30))).x
+    dictionary = F.normalize(torch.from_numpy(rng.standard_normal((atoms, dim)).astype(np.float32)), dim=1)
+    p = np.arange(1, atoms + 1) ** -0.5
+    idx = torch.from_numpy(rng.choice(atoms, (n, active), p=p / p.sum()))
+    mags = torch.from_numpy(rng.exponential(0.7071, (n, active)).astype(np.float32))
+    mean = F.normalize(torch.from_numpy(rng.standard_normal(dim).astype(np.float32)), dim=0) * 3.0
+    x = F.embedding_bag(idx, dictionary, per_sample_weights=mags, mode="sum") + mean
+    return (x + 0.05 * torch.randn(n, dim)).numpy()
 
 
 def gen_mixture(n: int, dim: int, rng) -> np.ndarray:
