@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     quoted = has_quoted(query)
     for r, text in zip(results, texts):
-        gone = "" if r.path.exists() else "  (missing: deleted or moved since the last build)"
+        gone = _whereabouts(session.store, r.row, r.path)
         said = f"  [{one_line(text, 60)}]" if quoted and text else ""
         print(f"{r.rank:3d}  {r.score:+.4f}  {path_text(r.path)}{gone}{said}")
     return 0
@@ -87,8 +87,7 @@ def _cached_search(args: argparse.Namespace, query) -> bool:
     vector = sum(term.weight * v for term, v in zip(query.terms, vectors))
     hits = AnnSearcher(store).search(vector, args.k)
     for rank, (row, score, path) in enumerate(zip(hits.rows, hits.scores, store.paths(hits.rows)), 1):
-        gone = "" if path.exists() else "  (missing: deleted or moved since the last build)"
-        print(f"{rank:3d}  {score:+.4f}  {path_text(path)}{gone}")
+        print(f"{rank:3d}  {score:+.4f}  {path_text(path)}{_whereabouts(store, row, path)}")
     return True
 
 
@@ -99,3 +98,13 @@ def _remember_texts(session, query) -> None:
     for term in query.terms:
         if term.kind == "text":
             text_cache.put(session.store.model.sha256, term.value, session.terms.text_vector(term.value))
+
+
+def _whereabouts(store, row: int, path) -> str:
+    """'' when the image is here; else why not: an imported row's URL/caption, or a missing file."""
+    if path.exists():
+        return ""
+    item = store.item(int(row))
+    if item.status == "remote":
+        return f"  (not on this machine: {one_line(item.url or item.caption or 'no URL', 80)})"
+    return "  (missing: deleted or moved since the last build)"
