@@ -53,15 +53,6 @@ def ray_local(tmp_path_factory):
     shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.fixture
-def milvus_clients():
-    """Close this test's Milvus clients afterwards (milvus-lite stops its embedded server)."""
-    yield
-    from memetui.index.milvus_ann import close_all
-
-    close_all()
-
-
 def embed_on_ray(images: Path, shards: Path, progress=None, actors=None):
     from memetui.index.ray_embed import RayEmbedOptions, embed_to_shards
 
@@ -86,9 +77,13 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def resumed_job(folder, ray_local, tmp_path_factory):
-    """The folder embedded on Ray by a job killed after its first shard, then run again (two Ray jobs in all)."""
+    """The folder embedded on Ray by a job killed after its first shard, run again, then `memetui index --ray`.
+
+    Two Ray jobs in all: the last command finds every shard written and only imports them.
+    """
     images, _ = folder
-    shards = tmp_path_factory.mktemp("shards")
+    base = tmp_path_factory.mktemp("ray-job")
+    shards = base / "shards"
 
     def kill_after_first_shard(stage, done, total):
         if stage == "shard":
@@ -99,7 +94,10 @@ def resumed_job(folder, ray_local, tmp_path_factory):
     written = sorted(p.name for p in (shards / "img_emb").iterdir())
     first = (shards / "img_emb" / "img_emb_0.npy").stat().st_mtime_ns
     summary = embed_on_ray(images, shards)  # one actor per CPU slot: 2
-    return shards, written, first, summary
+    assert main(["index", str(images), "--index", str(base / "index"), "--ray", "--shards", str(shards),
+                 "--shard-rows", "12", "--batch", "4", "--model", TINY_MODEL, "--pretrained", PRETRAINED,
+                 "--device", "cpu"]) == 0
+    return shards, written, first, summary, base / "index"
 
 
 def uninterrupted_vectors(images: Path) -> np.ndarray:
@@ -125,16 +123,20 @@ def test_folder_embedded_on_ray_equals_the_single_process_index(folder, resumed_
     from memetui.index.store import IndexStore
 
     _, index = folder
-    shards, _, _, summary = resumed_job
+    *_, summary, ray_index = resumed_job
     assert summary.files == 30 and summary.shards == 3 and summary.actors == 2
-    paths, vectors = read_shards(shards)
-    store = IndexStore.open(index)
-    by_path = {str(store.item(row).path): row for row in range(store.count)}
-    assert sorted(paths) == sorted(by_path) and vectors.dtype == np.float16
-    local = np.asarray(store.embeddings, np.float32)[[by_path[p] for p in paths]]
-    cosine = np.sum(local * vectors.astype(np.float32), axis=1) / np.linalg.norm(vectors.astype(np.float32), axis=1)
+    single, ray_built = IndexStore.open(index), IndexStore.open(ray_index)
+    rows = {str(single.item(row).path): row for row in range(single.count)}
+    ray_rows = {str(ray_built.item(row).path): row for row in range(ray_built.count)}
+    assert sorted(ray_rows) == sorted(rows) and ray_built.live_mask().all()
+    assert ray_built.model == single.model
+    paths = sorted(rows)
+    a = np.asarray(single.embeddings, np.float32)[[rows[p] for p in paths]]
+    b = np.asarray(ray_built.embeddings, np.float32)[[ray_rows[p] for p in paths]]
+    cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() >= 0.999
-    store.close()
+    single.close()
+    ray_built.close()
 
 
 @needs_scale
@@ -142,7 +144,7 @@ def test_killed_ray_job_resumes_after_its_first_shard_and_ends_identical(folder,
     from memetui.index.scan import scan_folder
 
     images, _ = folder
-    shards, written_when_killed, first_mtime, summary = resumed_job
+    shards, written_when_killed, first_mtime, summary, _ = resumed_job
     assert written_when_killed == ["img_emb_0.npy"]
     assert summary.written == [1, 2] and summary.rows == 18
     assert (shards / "img_emb" / "img_emb_0.npy").stat().st_mtime_ns == first_mtime  # not embedded again
@@ -158,13 +160,34 @@ def build_with_milvus(images: Path, index: Path, spec: str) -> int:
                  "--device", "cpu", "--no-ocr", "--no-thumbs", "--batch", "16", "--ann", spec])
 
 
+def new_milvus_index(base: Path) -> tuple[Path, Path]:
+    images = make_image_folder(base / "images", 60)
+    assert build_with_milvus(images, base / "index", f"milvus-lite:{base / 'vectors.db'}") == 0
+    return images, base / "index"
+
+
+@pytest.fixture(scope="module")
+def milvus_index(tiny_model_dir, tmp_path_factory):
+    """60 images indexed with --ann milvus-lite:PATH, shared by the read-only tests; clients closed after the module."""
+    if not SCALE:
+        pytest.skip("memetui[scale] is not installed")
+    os.environ["MEMETUI_MODELS"] = str(tiny_model_dir)
+    yield new_milvus_index(tmp_path_factory.mktemp("milvus"))
+    from memetui.index.milvus_ann import close_all
+
+    close_all()
+
+
 @pytest.fixture
-def milvus_index(tiny_model_dir, tmp_path, milvus_clients):
-    """60 images indexed with --ann milvus-lite:PATH."""
-    images = make_image_folder(tmp_path / "images", 60)
-    index = tmp_path / "index"
-    assert build_with_milvus(images, index, f"milvus-lite:{tmp_path / 'vectors.db'}") == 0
-    return images, index
+def own_milvus_index(tiny_model_dir, tmp_path, capfd):
+    """A milvus-lite index of 60 images for one test that changes it (the build says nothing on stderr)."""
+    from memetui.index.milvus_ann import close_all
+
+    made = new_milvus_index(tmp_path)
+    out, err = capfd.readouterr()
+    assert err == "" and out.count("\n") == 1 and "added 60" in out
+    yield made
+    close_all()
 
 
 def steered_queries(store, count: int = 40) -> np.ndarray:
@@ -205,12 +228,12 @@ def test_milvus_lite_index_recall_at_10_against_exact(milvus_index):
 
 
 @needs_scale
-def test_reindex_after_deleting_files_removes_their_rows_from_the_collection(milvus_index):
+def test_reindex_after_deleting_files_removes_their_rows_from_the_collection(own_milvus_index):
     from memetui.index.ann import AnnSearcher
     from memetui.index.milvus_ann import connect
     from memetui.index.store import IndexStore
 
-    images, index = milvus_index
+    images, index = own_milvus_index
     gone = sorted(images.iterdir())[:5]
     store = IndexStore.open(index)
     gone_rows = {row for row in range(store.count) if store.item(row).path in gone}
@@ -266,23 +289,25 @@ def closed_port() -> int:
 
 
 @needs_scale
-def test_milvus_that_is_down_gives_a_one_line_error(milvus_index, capsys):
-    images, index = milvus_index
+def test_milvus_that_is_down_gives_a_one_line_error(milvus_index, tmp_path, capfd):
+    images, shared = milvus_index
+    index = tmp_path / "index"
+    shutil.copytree(shared, index)
     down = f"milvus://127.0.0.1:{closed_port()}"
     assert build_with_milvus(images, index, down) == 1
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.count("\n") == 1 and "cannot reach Milvus at http://127.0.0.1:" in err
     manifest = json.loads((index / "manifest.json").read_text())
     manifest["ann"]["uri"] = down.replace("milvus://", "http://")
     (index / "manifest.json").write_text(json.dumps(manifest))
     assert main(["search", "red", "--index", str(index), "--device", "cpu"]) == 1
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.count("\n") == 1 and "cannot reach Milvus" in err
 
 
 # -- without the extra ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("option", [["--ann", "milvus-lite:x.db"], ["--ray"]])
-def test_without_the_extra_scale_options_fail_in_one_line_naming_it(option, tmp_path, monkeypatch, capsys):
+def test_without_the_extra_scale_options_fail_in_one_line_naming_it(option, tmp_path, monkeypatch, capfd):
     from memetui.index import milvus_ann
 
     monkeypatch.setattr(milvus_ann, "_clients", {})
@@ -290,7 +315,7 @@ def test_without_the_extra_scale_options_fail_in_one_line_naming_it(option, tmp_
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
     (tmp_path / "images").mkdir()
     assert main(["index", str(tmp_path / "images"), *option]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.count("\n") == 1 and "pip install 'memetui[scale]'" in err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import scale_index
 from .common import add_device_argument, positive_int
 
 
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-model", action="store_true", help="do not re-embed local images to check --model")
     parser.add_argument("--chunk", type=positive_int, default=16_384, help="rows per committed chunk (default 16384)")
     add_device_argument(parser)
+    scale_index.add_arguments(parser, ray=False)  # --ann milvus…
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..index.importer import ImportOptions, Importer, resolve_model
     from ..index.importers import open_source
 
+    scale_index.check(args)  # a missing extra or an unreachable Milvus fails before anything is read
     source = open_source(Path(args.src), Path(args.meta) if args.meta else None)
     spec = args.model or source.default_model
     if spec is None:
@@ -51,4 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
         summary = Importer(source, Path(args.index), name, pretrained, options, progress).run()
     print(f"{args.index}: {summary.line()}")
+    if args.ann is not None:
+        from ..index.milvus_ann import attach
+
+        attach(Path(args.index), args.ann)
     return 0

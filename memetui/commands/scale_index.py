@@ -58,16 +58,12 @@ def run_ray(args: argparse.Namespace, folder: Path, index_path: Path, model: str
 
 
 def import_shards(shards: Path, index_path: Path, model: str, pretrained: str | None, args) -> int:
-    """Run `memetui import SHARDS --index INDEX --model M [--pretrained P]` (the importer of issue 15)."""
-    from ..cli import COMMANDS, build_parser
-    from ..errors import UsageError
+    """Import the shards into `index_path` as `memetui import SHARDS --index INDEX --model M --pretrained P` does."""
+    from ..index.importer import ImportOptions, Importer, resolve_model
+    from ..index.importers import open_source
+    from ..text import path_text
 
-    if "import" not in COMMANDS:
-        raise UsageError(f"shards written to {shards}; this memetui has no `import` command to load them yet")
-    argv = ["import", str(shards), "--index", str(index_path), "--model", model]
-    if pretrained:
-        argv += ["--pretrained", str(pretrained)]
-    parsed = build_parser(argv).parse_args(argv)
-    if hasattr(parsed, "device"):
-        parsed.device = args.device
-    return int(parsed.run(parsed) or 0)
+    name, pretrained = resolve_model(model, pretrained)
+    summary = Importer(open_source(shards), index_path, name, pretrained, ImportOptions(device=args.device)).run()
+    print(f"{path_text(index_path)}: {summary.line()}")
+    return 0

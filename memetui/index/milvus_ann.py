@@ -96,6 +96,9 @@ def connect(uri: str):
         pymilvus = require("pymilvus", "Milvus (--ann milvus…)")
         if not uri.startswith("http"):
             require("milvus_lite", "milvus-lite (--ann milvus-lite:…)")
+            # milvus-lite serves gRPC in this process and logs a traceback for each call it does not
+            # implement (AllocTimestamp, which pymilvus 3 tries first); failures still reach us as exceptions
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         try:
             client = pymilvus.MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT_S)
         except Exception as exc:  # MilvusException, grpc errors, OSError from milvus-lite's server
@@ -169,6 +172,8 @@ def sync_collection(store, progress: Callable[[int, int], None] | None = None) -
             progress(done + len(rows), len(to_send))
     if to_delete:
         _call(uri, "delete", client.delete, name, ids=[int(r) for r in to_delete])
+    if len(to_send) or to_delete:  # seal the segments: Milvus indexes them now, not at the first query
+        _call(uri, "flush", client.flush, name)
     ann["synced"], ann["deleted"] = count, sorted(dead)
     return SyncResult(len(to_send), len(to_delete), int(live.sum()))
 

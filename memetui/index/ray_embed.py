@@ -3,7 +3,7 @@
 The shards are clip-retrieval's layout, which `memetui import` reads::
 
     SHARDS/img_emb/img_emb_K.npy          [n, dim] float16 unit rows
-    SHARDS/metadata/metadata_K.parquet    image_path (the folder as given + relative path), sha256,
+    SHARDS/metadata/metadata_K.parquet    image_path (absolute, symlinks kept as given), sha256,
                                           width, height; row i = row i of the npy
 
 Shard K holds the files `K·shard_rows … (K+1)·shard_rows - 1` of the sorted listing, less
@@ -16,6 +16,7 @@ atomically, the parquet first: a shard counts as written only when both files ag
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -165,7 +166,7 @@ def start_ray(address: str | None, temp_dir: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs = {"include_dashboard": False, "log_to_driver": False}
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if not address:
         kwargs["_temp_dir"] = temp_dir or tempfile.mkdtemp(prefix="ray")
     try:
@@ -173,6 +174,7 @@ def start_ray(address: str | None, temp_dir: str | None = None) -> bool:
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError from a bad address
         reason = " ".join(str(exc).split())[:200]
         raise RemoteIndexError(f"cannot start or reach Ray{' at ' + address if address else ''}: {reason}") from None
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-job INFO lines on the CLI's stderr
     return True
 
 
@@ -209,16 +211,17 @@ def _run(folder, shards, model, pretrained, options, plan, width, hashes, done, 
     import ray
     import ray.data
 
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    actors = options.actors or max(1, gpus or int(resources.get("CPU", 1)))
-    summary.actors = actors
     import pyarrow as pa
+
 
     blocks = [pa.table({"path": [os.fsencode(path) for _, path in plan[k][lo:lo + options.batch_size]],
                         "shard": [k] * len(plan[k][lo:lo + options.batch_size])})
               for k in pending for lo in range(0, len(plan[k]), options.batch_size)]
     total = sum(block.num_rows for block in blocks)
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    actors = min(options.actors or max(1, gpus or int(resources.get("CPU", 1))), len(blocks))
+    summary.actors = actors
     context = ray.data.DataContext.get_current()
     saved = context.execution_options.preserve_order, context.enable_progress_bars
     context.execution_options.preserve_order, context.enable_progress_bars = True, False
@@ -270,8 +273,8 @@ def _write_shard(shards: Path, k: int, width: int, expected: str, folder: Path, 
     keep = np.array(keep, dtype=np.int64)
     rel = {os.fsencode(path): name for name, path in files}
     table = pa.table({
-        "image_path": [os.path.join(os.fspath(folder), rel[bytes(merged["path"][i])]).encode("utf-8", "replace").decode()
-                       for i in keep],
+        "image_path": [os.path.join(os.path.abspath(folder), rel[bytes(merged["path"][i])])
+                       .encode("utf-8", "replace").decode() for i in keep],
         "sha256": shas,
         "width": merged["width"][keep].astype(np.int64),
         "height": merged["height"][keep].astype(np.int64),
