@@ -44,6 +44,7 @@ def _report(store, as_json: bool, writer: int | None) -> int:
         "live_rows": int(store.live_mask().sum()),
         "files": store.status_counts(),
         "hnsw": store.manifest.hnsw,
+        "ann": {k: v for k, v in store.manifest.ann.items() if k != "deleted"},
         "created": store.manifest.created,
         "updated": store.manifest.updated,
         "saes": store.sae_names(),
@@ -67,6 +68,10 @@ def _report(store, as_json: bool, writer: int | None) -> int:
     print(f"rows     {info['rows']} ({info['live_rows']} live)")
     print(f"files    ok {files['ok']}, duplicate {files['duplicate']}, missing {files['missing']}, error {files['error']}")
     print(f"hnsw     {', '.join(f'{k}={v}' for k, v in info['hnsw'].items())}")
+    if info["ann"]:  # vectors served by Milvus (memetui/index/milvus_ann.py)
+        ann = info["ann"]
+        print(f"ann      milvus {terminal_safe(ann.get('uri'))} collection {terminal_safe(ann.get('collection'))}"
+              f" ({ann.get('synced')} rows synced)")
     print(f"dates    created {stamp(info['created'])}, updated {stamp(info['updated'])}")
     print(f"saes     {terminal_safe(', '.join(info['saes'])) or '(none: memetui train-sae)'}")
     for summary in info["sae_metrics"]:
