@@ -34,61 +34,69 @@ from bench_search import cached_store, make_queries  # noqa: E402
 from bench_step import percentiles, random_sae, run_session  # noqa: E402
 
 
-def sample_images(count: int, into: Path) -> Path:
-    """Symlink `count` images spread over sample_index/images into `into` (sorted, every k-th)."""
+def sample_images(count: int, into: Path, offset: int = 0) -> Path:
+    """Symlink `count` images spread over sample_index/images into `into` (every k-th, from `offset`)."""
     from memetui.index.scan import scan_folder
 
     files = scan_folder(ROOT / "sample_index" / "images").files
-    step = max(1, len(files) // count)
+    step = max(1, len(files) // (count + offset))
     into.mkdir(parents=True)
-    for i, (_, path) in enumerate(files[::step][:count]):
+    for i, (_, path) in enumerate(files[offset * step::step][:count]):
         (into / f"{i:05d}{path.suffix}").symlink_to(path)
     return into
 
 
-def bench_single(images: Path, work: Path) -> dict:
-    """Images/s of IndexBuilder (embedding only) with the demo model on CPU."""
+def fit(runs: list[tuple[int, float]]) -> tuple[float, float]:
+    """(images/s, fixed seconds) from two runs (rows, seconds): start-up costs drop out of the rate."""
+    (n0, t0), (n1, t1) = runs
+    rate = (n1 - n0) / max(t1 - t0, 1e-9)
+    return rate, t1 - n1 / rate
+
+
+def bench_single(folders: list[Path], work: Path) -> dict:
+    """IndexBuilder (no thumbnails, no OCR) with the demo model on CPU over each folder; model load apart."""
     from memetui.embed import Embedder
     from memetui.index.build import BuildOptions, IndexBuilder, open_or_create
 
     started = time.perf_counter()
     embedder = Embedder(device="cpu")
     load = time.perf_counter() - started
-    store = open_or_create(work / "single-index", images, embedder)
-    started = time.perf_counter()
-    summary = IndexBuilder(store, embedder, BuildOptions(thumbnails=False, ocr=False)).run()
-    seconds = time.perf_counter() - started
-    store.close()
-    return {"rows": summary.added, "seconds": seconds, "fixed": load}
+    runs = []
+    for i, folder in enumerate(folders):
+        started = time.perf_counter()
+        store = open_or_create(work / f"single-{i}", folder, embedder)
+        summary = IndexBuilder(store, embedder, BuildOptions(thumbnails=False, ocr=False)).run()
+        store.close()
+        runs.append((summary.added, time.perf_counter() - started))
+    return {"runs": runs, "load": load}
 
 
-def bench_ray(images: Path, work: Path) -> dict:
-    """Images/s of embed_to_shards on a local Ray (one actor per CPU slot), Ray start-up apart."""
+def bench_ray(folders: list[Path], work: Path) -> dict:
+    """embed_to_shards on a local Ray (one actor per CPU slot) + the import of its shards, per folder; Ray start apart."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
 
     from memetui.embed import DEFAULT_MODEL, DEFAULT_PRETRAINED
+    from memetui.index.importer import ImportOptions, Importer
+    from memetui.index.importers import open_source
     from memetui.index.ray_embed import RayEmbedOptions, embed_to_shards
 
     started = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              _temp_dir=tempfile.mkdtemp(prefix="ray"))
     init = time.perf_counter() - started
-    started = time.perf_counter()
-    first = []  # (time, images done) at the first finished batch
-
-    def progress(stage, done, total):
-        if stage == "embed" and not first:
-            first.append((time.perf_counter(), done))
-
-    summary = embed_to_shards(images, work / "shards", DEFAULT_MODEL, DEFAULT_PRETRAINED,
-                              RayEmbedOptions(shard_rows=100, batch_size=32), progress)
-    seconds = time.perf_counter() - started
+    runs, jobs, actors = [], [], 0
+    for i, folder in enumerate(folders):
+        started = time.perf_counter()
+        summary = embed_to_shards(folder, work / f"shards-{i}", DEFAULT_MODEL, DEFAULT_PRETRAINED,
+                                  RayEmbedOptions(shard_rows=100, batch_size=32))
+        jobs.append((summary.rows, time.perf_counter() - started))
+        Importer(open_source(work / f"shards-{i}"), work / f"ray-{i}", DEFAULT_MODEL, DEFAULT_PRETRAINED,
+                 ImportOptions(device="cpu")).run()
+        runs.append((summary.rows, time.perf_counter() - started))
+        actors = summary.actors
     ray.shutdown()
-    after = started + seconds - first[0][0] if first else 0.0  # seconds from the first finished batch to the end
-    steady = (summary.files - first[0][1]) / after if first and after > 0 else float("nan")
-    return {"rows": summary.rows, "seconds": seconds, "fixed": init, "actors": summary.actors,
-            "first_batch": (first[0][0] - started) if first else float("nan"), "steady": steady}
+    return {"runs": runs, "jobs": jobs, "load": init, "actors": actors}
 
 
 def bench_vectors(args) -> dict:
@@ -153,19 +161,26 @@ def main() -> None:
 
     if not args.skip_embed:
         work = Path(tempfile.mkdtemp(prefix="bench-scale"))
+        small = args.images // 3
         try:
-            images = sample_images(args.images, work / "images")
-            single, ray_run = bench_single(images, work), bench_ray(images, work)
+            folders = [sample_images(small, work / "small"), sample_images(args.images, work / "large", 1)]
+            single, ray_run = bench_single(folders, work), bench_ray(folders, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        print(f"\nembedding {args.images} real images (demo CLIP, CPU); {args.n:,} rows extrapolated as rows / rate:")
-        print(f"{'indexer':<34}{'img/s':>8}{'fixed s':>9}{'100k rows':>11}")
-        for name, run in (("single process (IndexBuilder)", single), (f"Ray Data, {ray_run['actors']} actors", ray_run)):
-            rate = run["rows"] / run["seconds"]
-            print(f"{name:<34}{rate:>8.1f}{run['fixed']:>9.1f}{args.n / rate / 60:>9.1f} m")
-        print(f"  Ray: first shard after {ray_run['first_batch']:.1f} s (actor start + model load);"
-              f" after it {ray_run['steady']:.1f} img/s; ratio Ray / single = "
-              f"{(ray_run['rows'] / ray_run['seconds']) / (single['rows'] / single['seconds']):.2f}x")
+        print(f"\nembedding real images (sample_index/images, demo CLIP, CPU): {small} and {args.images} images per"
+              f" indexer; rate = difference of the two runs (start-up drops out); {args.n:,} rows = start + fixed + rows / rate")
+        print(f"{'indexer (to a searchable index)':<44}{'img/s':>8}{'fixed s':>9}{'start s':>9}{'100k rows':>11}")
+        rates = {}
+        for name, run in (("single process (IndexBuilder)", single),
+                          (f"Ray Data, {ray_run['actors']} actors + import", ray_run)):
+            rate, fixed = fit(run["runs"])
+            rates[name] = rate
+            print(f"{name:<44}{rate:>8.1f}{fixed:>9.1f}{run['load']:>9.1f}{(run['load'] + fixed + args.n / rate) / 60:>9.1f} m")
+        job_rate, job_fixed = fit(ray_run["jobs"])
+        print(f"  Ray job alone (shards written, before import): {job_rate:.1f} img/s, {job_fixed:.1f} s fixed"
+              f" (actor start + model load); runs (rows, s): single {single['runs']}, Ray {ray_run['runs']}")
+        values = list(rates.values())
+        print(f"  ratio Ray / single process: {values[1] / values[0]:.2f}x")
 
     vec = bench_vectors(args)
     insert, load = vec["milvus_setup"]

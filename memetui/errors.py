@@ -77,4 +77,4 @@ class MissingExtraError(UsageError):
 
 
 class RemoteIndexError(MemetuiError):
-    """A remote vector store (Milvus) cannot be reached, or lacks the index's collection."""
+    """A remote service (a Milvus server, a Ray cluster) cannot be reached, or lacks what the index needs."""
