@@ -29,6 +29,11 @@ class SearchResult:
     """The file to draw: the index's thumbnail, else the original image."""
     text_score: float = 0.0
     """How well the image's OCR text matches the query's quoted terms (0: no match or none asked)."""
+    card: str | None = None
+    """Raw text to show instead of an image: an imported row whose image is not on this machine
+    (its caption and URL), or a file deleted or moved since the last build; None when there is an image."""
+    url: str | None = None
+    """Where the image lives on the web (imported rows), else None."""
 
 
 class ResultPage(NamedTuple):
@@ -62,18 +67,28 @@ class Searcher:
     def search(self, vector: np.ndarray, k: int = 20) -> list[SearchResult]:
         """Top-k images by dot product with `vector` (no caching)."""
         hits = self.ann.search(vector, k)
-        files = self._store.display_files(hits.rows)
-        return [SearchResult(rank, int(row), path, float(score), thumb)
-                for rank, (row, (path, thumb), score) in enumerate(zip(hits.rows, files, hits.scores), 1)]
+        return self._results(hits.rows, hits.scores, np.zeros(len(hits.rows)))
 
     def search_query(self, query: Query, vector: np.ndarray, k: int = 20) -> list[SearchResult]:
         """Top-k for `query` whose vector is `vector`: by dot product, fused with OCR text for quoted terms."""
         if not has_quoted(query):
             return self.search(vector, k)
         hits = hybrid_search(self._store, self.ann, query, vector, k)
-        files = self._store.display_files(hits.rows)
-        return [SearchResult(rank, int(row), path, float(clip), thumb, float(text))
-                for rank, (row, (path, thumb), clip, text) in enumerate(zip(hits.rows, files, hits.clip, hits.text), 1)]
+        return self._results(hits.rows, hits.clip, hits.text)
+
+    def _results(self, rows, scores, text_scores) -> list[SearchResult]:
+        """Ranked results with the files to draw, and a text card where there is no image."""
+        results = []
+        for rank, (row, (path, thumb), score, text) in enumerate(
+                zip(rows, self._store.display_files(rows), scores, text_scores), 1):
+            card = url = None
+            if thumb == path and not path.is_file():  # no thumbnail and no original here
+                item = self._store.item(int(row))
+                url = item.url
+                card = (" · ".join(part for part in (item.caption, item.url) if part) + " (image not on this machine)"
+                        if not item.has_image else "missing: deleted or moved since the last build")
+            results.append(SearchResult(rank, int(row), path, float(score), thumb, float(text), card, url))
+        return results
 
     def page(self, query: Query, k: int, vector: Callable[[Query], np.ndarray]) -> ResultPage:
         """Top-k for `query` ([] when empty), from the cache or searched with `vector(query)`."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import QueryError
+from ..errors import ModelLoadError, QueryError
 from ..lru import LRUCache
 from ..steer.query import Query, Term
 from .directions import Directions
@@ -32,6 +32,8 @@ class TermVectors:
         self._device = device
         self._model = model or (store.model.name, store.model.pretrained)
         self._embedder = None
+        self._unavailable: QueryError | None = None
+        """Why the model cannot be loaded, once that is known (asked again, the answer is instant)."""
         self._embed_lock = threading.RLock()
         self._texts: LRUCache[str, np.ndarray] = LRUCache(TEXT_CACHE)
         self._files: LRUCache[str, np.ndarray] = LRUCache(TEXT_CACHE)
@@ -43,9 +45,17 @@ class TermVectors:
         """The CLIP embedder for query terms (loaded on first use; must match the index model)."""
         with self._embed_lock:
             if self._embedder is None:
+                if self._unavailable is not None:
+                    raise self._unavailable
                 from ..embed import Embedder
 
-                embedder = Embedder(*self._model, device=self._device)
+                try:
+                    embedder = Embedder(*self._model, device=self._device)
+                except ModelLoadError as exc:  # e.g. imported embeddings whose model is not on this machine
+                    self._unavailable = QueryError(
+                        f"text and image-file queries need the index's model, which cannot be loaded here ({exc}); "
+                        "images of the index as queries and steering still work")
+                    raise self._unavailable from None
                 self._store.model.check_compatible(embedder.info)
                 self._embedder = embedder
             return self._embedder

@@ -23,7 +23,7 @@ from ..session import Session
 from ..steer.parse import parse_typed
 from ..steer.query import Query
 from ..text import terminal_safe
-from .images import ThumbnailCache
+from .images import ThumbnailCache, card_key
 from .threads import call_from_worker
 from .keys import default_bindings, help_rows, load_keymap
 from .opener import open_original
@@ -340,7 +340,7 @@ class MemeApp(App):
         tile = self.grid.selected
         if tile is None:
             return
-        self.say(open_original(tile.path), timeout=4)
+        self.say(open_original(tile.url or tile.path), timeout=4)
 
     def action_bookmark(self) -> None:
         """`b`: bookmark the current query (saved across runs)."""
@@ -375,4 +375,4 @@ class MemeApp(App):
 
 def _tiles(results) -> list[Tile]:
     """Search results as the grid shows them."""
-    return [Tile(r.row, r.path, r.thumbnail, r.score) for r in results]
+    return [Tile(r.row, r.path, card_key(r.card) if r.card else r.thumbnail, r.score, r.url) for r in results]

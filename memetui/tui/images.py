@@ -99,6 +99,37 @@ def halfblock_strips(image, width: int, height: int, background=(24, 24, 28)) ->
     return strips
 
 
+CARD_PREFIX = "\0card\0"
+"""Marks a 'file' that is a text card (a row without a local image) in the thumbnail cache's keys."""
+
+
+def card_key(text: str) -> str:
+    """The cache key that draws `text` as a card instead of an image."""
+    return CARD_PREFIX + text
+
+
+def card_strips(text: str, width: int, height: int) -> list[Strip]:
+    """`text` (raw; escaped here) wrapped into a dotted frame of width x height cells."""
+    import textwrap
+
+    from ..text import one_line
+
+    style = Style(dim=True)
+    inner = max(1, width - 2)
+    wrapped = textwrap.wrap(one_line(text), inner, break_long_words=True)[: max(0, height - 2)]
+    top = max(1, (height - len(wrapped)) // 2)
+    lines = []
+    for y in range(height):
+        if y in (0, height - 1):
+            line = "·" * width
+        elif top <= y < top + len(wrapped):
+            line = " " + wrapped[y - top].center(inner) + " "
+        else:
+            line = " " * width
+        lines.append(Strip([Segment(line[:width].ljust(width), style)], width))
+    return lines
+
+
 def text_strips(label: str, width: int, height: int) -> list[Strip]:
     """A framed placeholder for terminals without colour (or files that cannot be decoded)."""
     style = Style(dim=True)
@@ -142,7 +173,9 @@ class ThumbnailCache:
             return cached
         key = (str(path), width, height)
         upload = None
-        if self.mode == "text":
+        if str(path).startswith(CARD_PREFIX):
+            strips = card_strips(str(path)[len(CARD_PREFIX):], width, height)
+        elif self.mode == "text":
             strips = text_strips(label or Path(path).name, width, height)
         elif self.mode == "kitty" and width <= MAX_CELLS and height <= MAX_CELLS:
             strips, upload = self._render_kitty(path, width, height)

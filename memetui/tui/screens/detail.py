@@ -15,7 +15,7 @@ from textual.widgets import Static
 from ...steer.provider import ActiveDirection
 from ...text import markup_safe, one_line, path_text, terminal_safe
 from .. import kitty
-from ..images import ThumbnailCache
+from ..images import CARD_PREFIX, ThumbnailCache
 from ..threads import call_from_worker
 
 
@@ -74,15 +74,20 @@ class DetailScreen(ModalScreen[None]):
         item = session.items.get(tile.row)
         info = {"size": f"{item.width}x{item.height} px, {item.size or 0:,} bytes", "score": f"{tile.score:+.4f}",
                 "row": str(tile.row), "sha256": item.sha256[:16]}
+        if not item.has_image:  # an imported row: what the import knew about it
+            info.update({key: value for key, value in (("status", "image not on this machine"), ("url", item.url),
+                                                       ("caption", item.caption), ("meta", item.meta)) if value})
         ocr = highlighted(session.items.text(tile.row), [t.value for t in session.query.terms if t.kind == "ocr"])
-        return cls(cache, tile.path, info, features, ocr=ocr, name=name)
+        return cls(cache, tile.path, info, features, ocr=ocr, name=name, image=tile.thumb)
 
     def __init__(self, cache: ThumbnailCache, path, info: dict, features: list[ActiveDirection],
-                 ocr: Text | None = None, name: str | None = None) -> None:
+                 ocr: Text | None = None, name: str | None = None, image=None) -> None:
         """`ocr`: the text read in the image, already escaped and highlighted (memetui.ocr.display);
-        `name`: the name the grid shows it under (a colliding file name carries its parent folder)."""
+        `name`: the name the grid shows it under (a colliding file name carries its parent folder);
+        `image`: what to draw (default `path`; a text-card key for rows without a local image)."""
         super().__init__()
         self.cache, self.path, self.info, self.features = cache, path, info, features
+        self.image = path if image is None or not str(image).startswith(CARD_PREFIX) else image
         self.shown_name = path.name if name is None else name
         self.ocr = ocr
 
@@ -105,7 +110,7 @@ class DetailScreen(ModalScreen[None]):
             text.append("\n")
         with Horizontal() as frame:
             frame.border_title = markup_safe(one_line(self.shown_name, 60))  # a border title is read as markup
-            yield LargeImage(self.cache, self.path)
+            yield LargeImage(self.cache, self.image)
             with Vertical(id="detail-info"):
                 yield Static(text)
 

@@ -38,8 +38,11 @@ class Tile:
 
     row: int
     path: Path
-    thumb: Path
+    thumb: Path | str
+    """The thumbnail (or original) to draw, or a text-card key (`images.card_key`)."""
     score: float
+    url: str | None = None
+    """Where the image lives on the web (imported rows without a local image)."""
 
 
 def shown_names(paths: list[Path]) -> list[str]:
