@@ -7,13 +7,22 @@
 2. `memetui train-sae sample_index --latents 2048 --k 16 --epochs 60 --name sample` (labels included;
    9k vectors cannot keep 4,096 latents alive: measured 59 % dead on validation vs 34 % at 1,024);
 3. `memetui features sample_index --sae sample --out sample_index/features`.
+
+    python scripts/build_sample.py --memes    # add the generated memes to the shipped index
+
+`--memes` keeps the index, its SAE and feature browser: it (re)writes sample_index/images/memes/
+(`scripts/make_memes.py --sample`), runs `memetui index sample_index/images --index sample_index
+--no-thumbs` (new images are embedded and appended, existing rows stay bitwise the same; OCR reads
+every image that has none yet), then `finish()`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +43,42 @@ def step(*argv: str) -> None:
     print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
+def finish(index: Path) -> None:
+    """Make the shipped index portable and consistent: no absolute images root in the manifest, no
+    stale writer lock, and `pca.npz` recomputed for the current rows (readers never write the index)."""
+    import numpy as np
+
+    from memetui.index.store import IndexStore
+    from memetui.steer.pca import MAX_COMPONENTS, PCA_FILE, PCA_FORMAT, compute_pca
+
+    manifest_path = index / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.pop("root_abs", None) is not None:
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (index / ".lock").unlink(missing_ok=True)
+    for name in ("items.sqlite-wal", "items.sqlite-shm"):
+        if (index / name).exists():
+            sys.exit(f"{index / name} left behind: a reader held the index open; close it and rerun")
+    store = IndexStore.open(index)
+    try:
+        live = store.live_mask()
+        pca = compute_pca(store.embeddings, None if live.all() else np.flatnonzero(live), MAX_COMPONENTS)
+        key = np.array([PCA_FORMAT, store.count, store.manifest.updated, MAX_COMPONENTS], np.float64)
+        with open(index / PCA_FILE, "wb") as handle:
+            np.savez(handle, key=key, model=np.array(store.model.sha256), mean=pca.mean,
+                     components=pca.components, explained=pca.explained)
+        print(f"{index / PCA_FILE}: {len(pca.components)} components over {store.count} rows")
+    finally:
+        store.close()
+
+
+def memes(index: Path) -> None:
+    """Add the generated memes to the shipped index (see the module docstring)."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_memes.py"), "--sample"], check=True)
+    step("index", str(index / "images"), "--index", str(index), "--no-thumbs", "--device", "cpu")
+    finish(index)
+
+
 def main() -> None:
     """Rebuild sample_index/ from scratch (keeps images/, captions.jsonl and README.md)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,9 +86,14 @@ def main() -> None:
     parser.add_argument("--k", default="16")
     parser.add_argument("--epochs", default="60")
     parser.add_argument("--keep", action="store_true", help="update the existing index instead of rebuilding")
+    parser.add_argument("--memes", action="store_true", help="only add the generated memes (see above)")
+    parser.add_argument("--finish", action="store_true", help="only strip root_abs and rewrite pca.npz")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     index = ROOT / "sample_index"
+    if args.memes or args.finish:
+        memes(index) if args.memes else finish(index)
+        return
     if not args.keep:
         for name in ("manifest.json", "embeddings.f16.npy", "items.sqlite", "items.sqlite-wal", "items.sqlite-shm",
                      "hnsw.bin", "pca.npz"):
@@ -55,6 +105,7 @@ def main() -> None:
     step("train-sae", str(index), "--latents", args.latents, "--k", args.k, "--epochs", args.epochs,
          "--name", "sample", "--device", "cpu")
     step("features", str(index), "--sae", "sample", "--out", str(index / "features"), "--labels")
+    finish(index)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,15 @@ def test_search_cat_works_offline():
                             text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 5
+
+
+def test_quoted_meme_phrases_find_their_memes(session):
+    """Every 50th generated meme (captions.jsonl order): its quoted phrase ranks it in the top 3 (OCR text)."""
+    from memetui.steer.parse import parse_typed
+
+    memes = [c for c in captions() if c["source"] == "memes"]
+    assert len(memes) >= 400 and len({c["text"] for c in memes}) >= 150
+    root = session.store.root
+    for meme in memes[::50]:
+        results = session.results(3, query=parse_typed(f'"{meme["text"]}"')).results
+        assert meme["path"] in [r.path.relative_to(root).as_posix() for r in results], meme["text"]
