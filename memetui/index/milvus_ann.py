@@ -174,6 +174,9 @@ def sync_collection(store, progress: Callable[[int, int], None] | None = None) -
         _call(uri, "delete", client.delete, name, ids=[int(r) for r in to_delete])
     if len(to_send) or to_delete:  # seal the segments: Milvus indexes them now, not at the first query
         _call(uri, "flush", client.flush, name)
+        if not uri.startswith("http"):  # milvus-lite builds (and saves) segment indexes only when loading
+            _call(uri, "release", client.release_collection, name)
+            _call(uri, "load", client.load_collection, name)
     ann["synced"], ann["deleted"] = count, sorted(dead)
     return SyncResult(len(to_send), len(to_delete), int(live.sum()))
 
