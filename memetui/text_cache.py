@@ -21,12 +21,9 @@ MAGIC = b"MTC1"
 
 def cache_dir() -> Path:
     """Folder of the text-embedding cache."""
-    root = os.environ.get("MEMETUI_CACHE_DIR")
-    if not root:
-        from platformdirs import user_cache_dir
+    from .paths import user_cache_dir
 
-        root = user_cache_dir("memetui")
-    return Path(root) / "text"
+    return user_cache_dir() / "text"
 
 
 def _entry(model_sha: str, text: str) -> Path:

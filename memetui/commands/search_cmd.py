@@ -41,16 +41,13 @@ def run(args: argparse.Namespace) -> int:
     if options:  # `search -- red --index idx`: after `--` everything is a term
         raise UsageError(f"{options[0]} after `--` would be searched as text: put options before `--`")
     query = parse_terms(args.terms, args.image)
-    if not args.json and _cached_search(args, query):
-        return 0
     from ..index.ocr_text import ocr_text
     from ..session import Session
     from ..session.hybrid import has_quoted
     from ..session.library import results_document
 
     session = Session.open(args.index, device=args.device, sae=False)
-    results = session.results(args.k, query).results
-    _remember_texts(session, query)
+    results = session.results(args.k, query).results  # a text seen before costs no model load (text_cache)
     texts = ocr_text(session.store, [r.row for r in results])
     if args.json:
         document = results_document(session.store.path, query, results)
@@ -65,39 +62,6 @@ def run(args: argparse.Namespace) -> int:
         said = f"  [{one_line(text, 60)}]" if quoted and text else ""
         print(f"{r.rank:3d}  {r.score:+.4f}  {path_text(r.path)}{gone}{said}")
     return 0
-
-
-
-def _cached_search(args: argparse.Namespace, query) -> bool:
-    """Answer a plain-text query from the text-embedding cache without importing torch/open_clip.
-
-    True when every term is plain text already in the cache (results printed), else False.
-    """
-    from .. import text_cache
-    from ..index.ann import AnnSearcher
-    from ..index.store import IndexStore
-    from ..paths import resolve_index
-
-    if not query.terms or any(term.kind != "text" for term in query.terms):
-        return False
-    store = IndexStore.open(resolve_index(args.index))
-    vectors = [text_cache.get(store.model.sha256, term.value) for term in query.terms]
-    if any(v is None or v.shape[0] != store.dim for v in vectors):
-        return False
-    vector = sum(term.weight * v for term, v in zip(query.terms, vectors))
-    hits = AnnSearcher(store).search(vector, args.k)
-    for rank, (row, score, path) in enumerate(zip(hits.rows, hits.scores, store.paths(hits.rows)), 1):
-        print(f"{rank:3d}  {score:+.4f}  {path_text(path)}{_whereabouts(store, row, path)}")
-    return True
-
-
-def _remember_texts(session, query) -> None:
-    """Put the query's text-term embeddings into the persistent cache for the next call."""
-    from .. import text_cache
-
-    for term in query.terms:
-        if term.kind == "text":
-            text_cache.put(session.store.model.sha256, term.value, session.terms.text_vector(term.value))
 
 
 def _whereabouts(store, row: int, path) -> str:

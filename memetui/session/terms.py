@@ -1,5 +1,8 @@
 """TermVectors: the unit vector of each query term, and of whole queries, cached.
 
+Text embeddings are also kept across runs (memetui.text_cache, keyed by the model's sha256), so a
+text seen before costs neither the torch/open_clip import nor the model load.
+
 Text and image-file terms are embedded with the index's CLIP model, loaded on first use (one
 load, one embedding at a time: the model sits behind a lock); index rows come from the
 memory-mapped embeddings; directions from the providers.
@@ -13,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError, QueryError
+from .. import text_cache
 from ..lru import LRUCache
 from ..steer.query import Query, Term
 from .directions import Directions
@@ -89,8 +93,12 @@ class TermVectors:
             raise QueryError("empty text term")
         cached = self._texts.get(text)
         if cached is None:
-            with self._embed_lock:
-                cached = self.embedder.embed_texts([text])[0]
+            model_sha = self._store.model.sha256
+            cached = text_cache.get(model_sha, text)  # any model used here has the index's sha256
+            if cached is None or cached.shape[0] != self._store.dim:
+                with self._embed_lock:
+                    cached = self.embedder.embed_texts([text])[0]
+                text_cache.put(model_sha, text, cached)
             cached.setflags(write=False)
             self._texts.put(text, cached)
         return cached
