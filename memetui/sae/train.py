@@ -162,6 +162,9 @@ def train(data: EmbeddingData, cfg: TrainConfig, on_step: Callable[[Progress], N
         stats, acts, indices = train_step(sae, optimizer, x_tilde, dead, cfg.aux_weight, plan.k_aux, cfg.aux_batch,
                                           cfg.grad_clip, matmul_dtype, workspace, timer)
         tracker.update(acts, indices)
+        if cfg.revive > 0 and step < plan.total * (1 - cfg.decay_fraction):
+            with torch.no_grad():
+                sae.b_enc.add_(tracker.dead(plan.aux_window).float(), alpha=cfg.revive)
         timer.mark("dead")
         timer.steps += 1
         last = step + 1 == plan.total
