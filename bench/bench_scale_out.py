@@ -1,12 +1,12 @@
 """Benchmark: Ray embedding vs the single-process indexer, and a keypress on Milvus-lite vs the local ANN.
 
-    nice -n 10 python bench/bench_scale_out.py            # 300 real images, 100k x 512 synthetic vectors
+    nice -n 10 python bench/bench_scale_out.py            # 160 + 800 real images, 100k x 512 synthetic vectors
 
-1. Embedding: `--images` real images from sample_index/images with the shipped demo CLIP, on
-   CPU, (a) through IndexBuilder (no thumbnails, no OCR: embedding only) and (b) through
-   `embed_to_shards` on a local Ray (num_cpus = every core here, one actor per CPU slot).
-   Throughput is measured on those images and extrapolated to `-n` rows (rows / rate; the
-   fixed costs, model load and Ray start-up, are reported apart).
+1. Embedding: `--images` / 5 and `--images` real images from sample_index/images with the
+   shipped demo CLIP, on CPU, each to a searchable index: (a) IndexBuilder (no thumbnails, no
+   OCR) and (b) `embed_to_shards` on a local Ray (num_cpus = every core here, one actor per CPU
+   slot) followed by the import of its shards. The rate is the difference of the two sizes (so
+   start-up drops out) and is extrapolated to `-n` rows as start + fixed + rows / rate.
 2. Vectors: `-n` x `-d` synthetic clustered unit vectors (bench_search.py's, HNSW graph cached in
    --cache). The same vectors are upserted into a milvus-lite collection (HNSW M 16,
    efConstruction 200, IP). A keypress (bench_step.py: step + SAE encode with a random
@@ -85,7 +85,7 @@ def bench_ray(folders: list[Path], work: Path) -> dict:
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              _temp_dir=tempfile.mkdtemp(prefix="ray"))
     init = time.perf_counter() - started
-    runs, jobs, actors = [], [], 0
+    runs, jobs, actors, busy = [], [], 0, 0.0
     for i, folder in enumerate(folders):
         started = time.perf_counter()
         summary = embed_to_shards(folder, work / f"shards-{i}", DEFAULT_MODEL, DEFAULT_PRETRAINED,
@@ -94,9 +94,9 @@ def bench_ray(folders: list[Path], work: Path) -> dict:
         Importer(open_source(work / f"shards-{i}"), work / f"ray-{i}", DEFAULT_MODEL, DEFAULT_PRETRAINED,
                  ImportOptions(device="cpu")).run()
         runs.append((summary.rows, time.perf_counter() - started))
-        actors = summary.actors
+        actors, busy = summary.actors, summary.actor_seconds
     ray.shutdown()
-    return {"runs": runs, "jobs": jobs, "load": init, "actors": actors}
+    return {"runs": runs, "jobs": jobs, "load": init, "actors": actors, "busy": busy}
 
 
 def bench_vectors(args) -> dict:
@@ -154,7 +154,7 @@ def bench_vectors(args) -> dict:
 def main() -> None:
     """Run both parts and print them side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=300, help="real images embedded by each indexer")
+    parser.add_argument("--images", type=int, default=800, help="real images embedded by each indexer (and 1/5 of it)")
     parser.add_argument("-n", type=int, default=100_000, help="rows (vectors part; embedding is extrapolated)")
     parser.add_argument("-d", type=int, default=512)
     parser.add_argument("--presses", type=int, default=200)
@@ -166,7 +166,7 @@ def main() -> None:
 
     if not args.skip_embed:
         work = Path(tempfile.mkdtemp(prefix="bench-scale"))
-        small = args.images // 3
+        small = args.images // 5
         try:
             folders = [sample_images(small, work / "small"), sample_images(args.images, work / "large", 1)]
             single, ray_run = bench_single(folders, work), bench_ray(folders, work)
@@ -181,9 +181,12 @@ def main() -> None:
             rate, fixed = fit(run["runs"])
             rates[name] = rate
             print(f"{name:<44}{rate:>8.1f}{fixed:>9.1f}{run['load']:>9.1f}{(run['load'] + fixed + args.n / rate) / 60:>9.1f} m")
-        job_rate, job_fixed = fit(ray_run["jobs"])
-        print(f"  Ray job alone (shards written, before import): {job_rate:.1f} img/s, {job_fixed:.1f} s fixed"
-              f" (actor start + model load); runs (rows, s): single {single['runs']}, Ray {ray_run['runs']}")
+        rows, seconds = ray_run["jobs"][-1]
+        inside = rows / (ray_run["busy"] / ray_run["actors"])
+        print(f"  Ray job alone ({rows} images): {seconds:.1f} s; inside the actors {inside:.1f} img/s"
+              f" (images / (busy seconds / actors)); the rest is actor start, model load, scheduling")
+        print(f"  runs (images, s): single {[(n, round(t, 1)) for n, t in single['runs']]},"
+              f" Ray + import {[(n, round(t, 1)) for n, t in ray_run['runs']]}")
         values = list(rates.values())
         print(f"  ratio Ray / single process: {values[1] / values[0]:.2f}x")
 

@@ -73,6 +73,8 @@ class RayEmbedSummary:
     duplicates: int = 0
     """Files whose content was already in an earlier row (left out)."""
     actors: int = 0
+    actor_seconds: float = 0.0
+    """Seconds the actors spent on their batches (decode, hash, embed), summed over actors."""
 
     def line(self) -> str:
         """One-line human summary."""
@@ -132,13 +134,16 @@ class ShardEmbedder:
         self.embedder = Embedder(model, pretrained, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        """{'path': bytes[n], 'shard'} -> + 'ok', 'sha256', 'width', 'height', 'vector' [n, d] float16."""
+        """{'path': bytes[n], 'shard'} -> + 'ok', 'sha256', 'width', 'height', 'vector' [n, d] float16, 'seconds'."""
+        import time
+
         import torch
 
         from ..errors import ImageLoadError
         from ..image_files import load_image
         from .scan import safe_hash
 
+        started = time.perf_counter()
         n, dim = len(batch["path"]), self.embedder.dim
         ok, sizes, shas, pixels = np.zeros(n, bool), np.zeros((n, 2), np.int64), [""] * n, []
         for i, raw in enumerate(batch["path"]):
@@ -156,7 +161,7 @@ class ShardEmbedder:
         if pixels:
             vectors[ok] = self.embedder.embed_pixels(torch.stack(pixels)).astype(np.float16)
         return {**batch, "ok": ok, "sha256": np.array(shas, dtype=object), "width": sizes[:, 0],
-                "height": sizes[:, 1], "vector": vectors}
+                "height": sizes[:, 1], "vector": vectors, "seconds": np.full(n, (time.perf_counter() - started) / n)}
 
 
 def start_ray(address: str | None, temp_dir: str | None = None) -> bool:
@@ -246,6 +251,7 @@ def _run(folder, shards, model, pretrained, options, plan, width, hashes, done, 
                     summary.written.append(k)
                     progress("shard", len(summary.written), len(pending))
             embedded += len(batch["shard"])
+            summary.actor_seconds += float(batch["seconds"].sum())
             progress("embed", embedded, total)
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
