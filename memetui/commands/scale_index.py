@@ -30,12 +30,13 @@ def check(args: argparse.Namespace) -> None:
     from ..extras import require
     from ..index.milvus_ann import check_spec
 
-    if getattr(args, "ray", None) is not None:
+    ray = getattr(args, "ray", None) is not None
+    if ray:
         require("ray", "--ray")
         require("ray.data", "--ray")
     if args.ann is not None:
         check_spec(args.ann)
-    if getattr(args, "ray", None) is not None and (args.shard_rows < 1 or (args.actors is not None and args.actors < 1)):
+    if ray and (args.shard_rows < 1 or (args.actors is not None and args.actors < 1)):
         raise UsageError("--shard-rows and --actors must be positive")
 
 
@@ -59,7 +60,7 @@ def run_ray(args: argparse.Namespace, folder: Path, index_path: Path, model: str
 
 def import_shards(shards: Path, index_path: Path, model: str, pretrained: str | None, args) -> int:
     """Import the shards into `index_path` as `memetui import SHARDS --index INDEX --model M --pretrained P` does."""
-    from ..index.importer import ImportOptions, Importer, resolve_model
+    from ..index.importer import Importer, ImportOptions, resolve_model
     from ..index.importers import open_source
     from ..text import path_text
 

@@ -57,7 +57,7 @@ def is_milvus_spec(spec: str | None) -> bool:
 
 
 def parse_spec(spec: str, index_path: Path) -> dict:
-    """The manifest's `ann` record for `--ann milvus://HOST:PORT` or `--ann milvus-lite:PATH` (UsageError if malformed)."""
+    """The manifest's `ann` record for `--ann milvus://HOST:PORT` or `milvus-lite:PATH` (UsageError if malformed)."""
     if spec.startswith("milvus://"):
         address = spec.removeprefix("milvus://").rstrip("/")
         host, _, port = address.rpartition(":")
@@ -132,7 +132,7 @@ def _call(uri: str, what: str, fn: Callable, *args, **kwargs):
 
 
 def ensure_collection(client, uri: str, name: str, dim: int) -> bool:
-    """Create collection `name` (row INT64 primary key, vector FLOAT_VECTOR[dim], HNSW/IP) if missing; True if created."""
+    """Create collection `name` (row INT64 key, vector FLOAT_VECTOR[dim], HNSW/IP) if missing; True if created."""
     if _call(uri, "has_collection", client.has_collection, name):
         return False
     from pymilvus import DataType, MilvusClient
@@ -147,7 +147,7 @@ def ensure_collection(client, uri: str, name: str, dim: int) -> bool:
 
 
 def sync_collection(store, progress: Callable[[int, int], None] | None = None) -> SyncResult:
-    """Bring the index's Milvus collection in line with items.sqlite's published rows; updates manifest.ann (not written).
+    """Bring the Milvus collection in line with items.sqlite's published rows; updates manifest.ann (not written).
 
     Upserts live rows not yet sent (new, or revived after a tombstone), deletes rows that became
     tombstones. The caller writes the manifest afterwards.
@@ -231,7 +231,7 @@ class MilvusSearcher:
     """Top-k by exact dot product among the best candidates Milvus returns for a query."""
 
     def __init__(self, store, ef: int = 128, rerank_from: str = "auto"):
-        """`rerank_from`: 'local' (the fp16 memmap), 'milvus' (fetch candidate vectors), or 'auto' (local when present)."""
+        """`rerank_from`: 'local' (the fp16 memmap), 'milvus' (fetch candidate vectors), 'auto' (local when present)."""
         ann = store.manifest.ann
         self.store, self.ef = store, int(ef)
         self.uri, self.collection = ann["uri"], ann["collection"]
@@ -255,7 +255,8 @@ class MilvusSearcher:
         """[len(rows), d] float32 vectors of `rows`, from the memmap or from Milvus."""
         if self.rerank_from == "local":
             return np.asarray(self.store.embeddings[rows], dtype=np.float32)
-        got = _call(self.uri, "get", self.client.get, self.collection, ids=[int(r) for r in rows], output_fields=["vector"])
+        got = _call(self.uri, "get", self.client.get, self.collection, ids=[int(r) for r in rows],
+                    output_fields=["vector"])
         by_row = {int(e["row"]): e["vector"] for e in got}
         return np.asarray([by_row[int(r)] for r in rows], dtype=np.float32)
 

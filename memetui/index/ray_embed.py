@@ -213,10 +213,9 @@ def embed_to_shards(folder: Path, shards: Path, model: str, pretrained: str | No
 
 def _run(folder, shards, model, pretrained, options, plan, width, hashes, done, pending, summary, progress):
     """Stream the pending shards' files through the actors in order; write each shard when complete."""
+    import pyarrow as pa
     import ray
     import ray.data
-
-    import pyarrow as pa
 
 
     blocks = [pa.table({"path": [os.fsencode(path) for _, path in plan[k][lo:lo + options.batch_size]],
