@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS files (
     item_id INTEGER REFERENCES items(id)
 );
 CREATE INDEX IF NOT EXISTS files_item ON files(item_id);
+CREATE INDEX IF NOT EXISTS items_status ON items(status);  -- live_mask reads the few dead rows
 CREATE TABLE IF NOT EXISTS item_meta (   -- imported items: what is known besides the embedding
     id INTEGER PRIMARY KEY REFERENCES items(id),
     url TEXT, caption TEXT,
@@ -332,10 +333,18 @@ class IndexStore:
     def live_mask(self) -> np.ndarray:
         """Boolean [N] mask of searchable rows (status 'ok', or 'remote' for imported rows without a local image)."""
         if self._live is None:
-            mask = np.zeros(self.count, dtype=bool)
-            rows = [r for (r,) in self.db.execute(
-                "SELECT id FROM items WHERE status IN ('ok', 'remote') AND id < ?", (self.count,))]
-            mask[np.asarray(rows, dtype=np.int64)] = True
+            # The dead rows are few: read only those, by range seeks on items_status (a scan of a
+            # 1M-row table with inline embedding blobs costs ~3 s, the index ~1 ms).
+            mask = np.ones(self.count, dtype=bool)
+            dead = [r for (r,) in self.db.execute(
+                "SELECT id FROM items WHERE (status < 'ok' OR (status > 'ok' AND status < 'remote') OR status > 'remote')"
+                " AND id < ?", (self.count,))]
+            mask[np.asarray(dead, dtype=np.int64)] = False
+            if self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0] < self.count:  # damaged: rows lack items
+                have = np.zeros(self.count, dtype=bool)
+                have[np.asarray([r for (r,) in self.db.execute("SELECT id FROM items WHERE id < ?", (self.count,))],
+                                dtype=np.int64)] = True
+                mask &= have
             self._live = mask
         return self._live
 
