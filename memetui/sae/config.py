@@ -57,8 +57,8 @@ class TrainConfig:
     """Each step, raise b_enc of latents dead by `aux_window` by this much (in units of the pre-activations'
     scale, ~1), until the decay phase: a dead latent then fires, gets gradients and learns (0 = off)."""
     dead_window: int = 10_000_000
-    """Reported dead fraction: latents that did not fire in the last min(this, samples trained)
-    training samples (Gao et al.: 10M)."""
+    """Reported dead fraction: latents that did not fire in the last min(this, one epoch, samples
+    trained) training samples (Gao et al.: 10M; one epoch for small data)."""
     val_fraction: float = 0.1
     """Share of rows held out for validation (fixed by a hash of the row number)."""
     seed: int = 0

@@ -84,7 +84,7 @@ class TrainResult:
     matmul: str = "fp32"
     final: FinalMetrics | None = None
     dead_window: float = 0.0
-    """Share of latents that did not fire in the last min(dead_window, samples trained) samples."""
+    """Share of latents that did not fire in the last min(10M, one epoch, samples trained) training samples."""
     profile_ms: dict[str, float] = field(default_factory=dict)
     """Mean milliseconds per step for each stage."""
 
@@ -172,7 +172,7 @@ def train(data: EmbeddingData, cfg: TrainConfig, on_step: Callable[[Progress], N
         samples = (step + 1) * cfg.batch_size
         rate = samples / max(sum(timer.totals.values()), 1e-9)
         progress = Progress(step + 1, plan.total, samples, stats.loss, stats.fvu, stats.aux,
-                            tracker.dead_fraction(cfg.dead_window), lr, rate, val)
+                            tracker.dead_fraction(min(cfg.dead_window, len(data.train_rows))), lr, rate, val)
         history.append({"step": step + 1, "samples": samples, "loss": stats.loss, "fvu": stats.fvu,
                         "aux": stats.aux, "dead_fraction": progress.dead_fraction, "lr": lr,
                         **({f"val_{key}": value for key, value in val.to_dict().items()} if val else {})})
@@ -181,7 +181,8 @@ def train(data: EmbeddingData, cfg: TrainConfig, on_step: Callable[[Progress], N
     samples_per_s = plan.total * cfg.batch_size / max(sum(timer.totals.values()), 1e-9)
     final = final_metrics(sae, data, matmul_dtype=matmul_dtype)
     history[-1].update({f"val_{key}": value for key, value in final.val.to_dict().items()})
-    dead_window = tracker.dead_fraction(cfg.dead_window)
+    window = min(cfg.dead_window, len(data.train_rows))  # Gao et al.'s 10M, or one epoch for small data
+    dead_window = tracker.dead_fraction(window)
     matmul = "bf16" if matmul_dtype else "fp32"
     sae.meta.update({
         "training": {**asdict(cfg), "lr_used": cfg.learning_rate, "k_aux_used": plan.k_aux,
@@ -189,7 +190,7 @@ def train(data: EmbeddingData, cfg: TrainConfig, on_step: Callable[[Progress], N
                      "source": data.source, "train_rows": int(len(data.train_rows)),
                      "val_rows": int(len(data.val_rows))},
         "metrics": {**final.val.to_dict(), "samples_per_s": samples_per_s, "train_fvu": final.train.fvu,
-                    "dead_window": dead_window, "dead_window_samples": min(cfg.dead_window, tracker.seen),
+                    "dead_window": dead_window, "dead_window_samples": min(window, tracker.seen),
                     "dead_all_rows": final.dead_all_rows, "all_rows": final.val.samples + final.train.samples},
     })
     if data.store is not None:
