@@ -53,21 +53,26 @@ def fit(runs: list[tuple[int, float]]) -> tuple[float, float]:
     return rate, t1 - n1 / rate
 
 
-def bench_single(folders: list[Path], work: Path) -> dict:
+def bench_single(folders: list[Path], work: Path, threads: int | None = None) -> dict:
     """IndexBuilder (no thumbnails, no OCR) with the demo model on CPU over each folder; model load apart."""
+    import torch
+
     from memetui.embed import Embedder
     from memetui.index.build import BuildOptions, IndexBuilder, open_or_create
 
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
     started = time.perf_counter()
     embedder = Embedder(device="cpu")
     load = time.perf_counter() - started
     runs = []
     for i, folder in enumerate(folders):
         started = time.perf_counter()
-        store = open_or_create(work / f"single-{i}", folder, embedder)
+        store = open_or_create(work / f"single-{threads}-{i}", folder, embedder)
         summary = IndexBuilder(store, embedder, BuildOptions(thumbnails=False, ocr=False)).run()
         store.close()
         runs.append((summary.added, time.perf_counter() - started))
+    torch.set_num_threads(default)
     return {"runs": runs, "load": load}
 
 
@@ -77,7 +82,7 @@ def bench_ray(folders: list[Path], work: Path) -> dict:
     import ray
 
     from memetui.embed import DEFAULT_MODEL, DEFAULT_PRETRAINED
-    from memetui.index.importer import ImportOptions, Importer
+    from memetui.index.importer import Importer, ImportOptions
     from memetui.index.importers import open_source
     from memetui.index.ray_embed import RayEmbedOptions, embed_to_shards
 
@@ -160,6 +165,7 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=200)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/memetui-bench"))
     parser.add_argument("--skip-embed", action="store_true")
+    parser.add_argument("--skip-vectors", action="store_true")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -169,27 +175,33 @@ def main() -> None:
         small = args.images // 5
         try:
             folders = [sample_images(small, work / "small"), sample_images(args.images, work / "large", 1)]
-            single, ray_run = bench_single(folders, work), bench_ray(folders, work)
+            single, single_1 = bench_single(folders, work), bench_single(folders, work, threads=1)
+            ray_run = bench_ray(folders, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(f"\nembedding real images (sample_index/images, demo CLIP, CPU): {small} and {args.images} images per"
               f" indexer; rate = difference of the two runs (start-up drops out); {args.n:,} rows = start + fixed + rows / rate")
-        print(f"{'indexer (to a searchable index)':<44}{'img/s':>8}{'fixed s':>9}{'start s':>9}{'100k rows':>11}")
+        print(f"{'indexer (to a searchable index)':<52}{'img/s':>8}{'fixed s':>9}{'start s':>9}{'100k rows':>11}")
         rates = {}
-        for name, run in (("single process (IndexBuilder)", single),
-                          (f"Ray Data, {ray_run['actors']} actors + import", ray_run)):
+        for name, run in ((f"single process (IndexBuilder), torch {os.cpu_count()} threads", single),
+                          ("single process (IndexBuilder), torch 1 thread", single_1),
+                          (f"Ray Data, {ray_run['actors']} actors x 1 thread + import", ray_run)):
             rate, fixed = fit(run["runs"])
             rates[name] = rate
-            print(f"{name:<44}{rate:>8.1f}{fixed:>9.1f}{run['load']:>9.1f}{(run['load'] + fixed + args.n / rate) / 60:>9.1f} m")
+            print(f"{name:<52}{rate:>8.1f}{fixed:>9.1f}{run['load']:>9.1f}{(run['load'] + fixed + args.n / rate) / 60:>9.1f} m")
         rows, seconds = ray_run["jobs"][-1]
         inside = rows / (ray_run["busy"] / ray_run["actors"])
         print(f"  Ray job alone ({rows} images): {seconds:.1f} s; inside the actors {inside:.1f} img/s"
               f" (images / (busy seconds / actors)); the rest is actor start, model load, scheduling")
-        print(f"  runs (images, s): single {[(n, round(t, 1)) for n, t in single['runs']]},"
-              f" Ray + import {[(n, round(t, 1)) for n, t in ray_run['runs']]}")
+        print(f"  runs (images, s): single {[(n, round(t, 1)) for n, t in single['runs']]}, 1 thread"
+              f" {[(n, round(t, 1)) for n, t in single_1['runs']]}, Ray + import"
+              f" {[(n, round(t, 1)) for n, t in ray_run['runs']]}")
         values = list(rates.values())
-        print(f"  ratio Ray / single process: {values[1] / values[0]:.2f}x")
+        print(f"  ratio Ray / single process: {values[2] / values[0]:.2f}x (default threads),"
+              f" {values[2] / values[1]:.2f}x (1 thread)")
 
+    if args.skip_vectors:
+        return
     vec = bench_vectors(args)
     insert, load = vec["milvus_setup"]
     print(f"\nvectors: {args.n:,} x {args.d} synthetic; milvus-lite upsert + flush + segment index build {insert:.1f} s,"
