@@ -22,7 +22,15 @@ from conftest import TINY_MODEL, build_tiny_index, make_image_folder
 
 from memetui.cli import main
 
-SCALE = all(importlib.util.find_spec(name) for name in ("ray", "pymilvus", "milvus_lite"))
+def installed(name: str) -> bool:
+    """Whether module `name` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
+SCALE = all(installed(name) for name in ("ray", "pymilvus", "milvus_lite"))
 needs_scale = pytest.mark.skipif(not SCALE, reason="memetui[scale] is not installed (pip install 'memetui[scale]')")
 PRETRAINED = f"{TINY_MODEL}.safetensors"
 
