@@ -336,10 +336,10 @@ class IndexStore:
             # The dead rows are few: read only those, by range seeks on items_status (a scan of a
             # 1M-row table with inline embedding blobs costs ~3 s, the index ~1 ms).
             mask = np.ones(self.count, dtype=bool)
-            dead = [r for (r,) in self.db.execute(
-                "SELECT id FROM items WHERE (status < 'ok' OR (status > 'ok' AND status < 'remote') OR status > 'remote')"
-                " AND id < ?", (self.count,))]
-            mask[np.asarray(dead, dtype=np.int64)] = False
+            dead = np.asarray([r for (r,) in self.db.execute(  # no rowid bound: the planner would scan by rowid
+                "SELECT id FROM items WHERE status < 'ok' OR (status > 'ok' AND status < 'remote') OR status > 'remote'")],
+                dtype=np.int64)
+            mask[dead[dead < self.count]] = False
             if self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0] < self.count:  # damaged: rows lack items
                 have = np.zeros(self.count, dtype=bool)
                 have[np.asarray([r for (r,) in self.db.execute("SELECT id FROM items WHERE id < ?", (self.count,))],
