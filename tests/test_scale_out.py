@@ -162,6 +162,24 @@ def test_killed_ray_job_resumes_after_its_first_shard_and_ends_identical(folder,
     assert embed_on_ray(images, shards).written == []  # every shard written: no Ray job at all
 
 
+@needs_scale
+def test_import_with_ann_milvus_lite_fills_the_collection(resumed_job, tmp_path):
+    from memetui.index.ann import AnnSearcher
+    from memetui.index.milvus_ann import close_all
+    from memetui.index.store import IndexStore
+
+    shards = resumed_job[0]
+    assert main(["import", str(shards), "--index", str(tmp_path / "imported"), "--model", TINY_MODEL,
+                 "--pretrained", PRETRAINED, "--device", "cpu", "--ann", f"milvus-lite:{tmp_path / 'v.db'}"]) == 0
+    store = IndexStore.open(tmp_path / "imported")
+    ann, exact = AnnSearcher(store), AnnSearcher(store, exact=True)
+    assert ann.backend == "milvus" and store.manifest.ann["synced"] == store.count == 30
+    queries = np.asarray(store.embeddings, np.float32)[:10]
+    assert all(list(ann.search(q, 5).rows) == list(exact.search(q, 5).rows) for q in queries)
+    store.close()
+    close_all()
+
+
 # -- Milvus ------------------------------------------------------------------------------------------
 def build_with_milvus(images: Path, index: Path, spec: str | None) -> int:
     """`memetui index` with `--ann spec` (None: no --ann, the manifest's choice holds)."""
