@@ -133,12 +133,9 @@ class Item:
     height: int
     size: int
     status: str
-    url: str | None = None
-    """Where the image lives on the web (imported items), else None."""
-    caption: str | None = None
-    """Caption or alt text from an import, else None."""
-    meta: str | None = None
-    """JSON object of an import's other metadata columns, else None."""
+    url: str | None = None  # imported items: where the image lives on the web
+    caption: str | None = None  # imported items: caption / alt text
+    meta: str | None = None  # imported items: JSON object of the source's other columns
 
     @property
     def has_image(self) -> bool:
@@ -332,19 +329,13 @@ class IndexStore:
 
     def live_mask(self) -> np.ndarray:
         """Boolean [N] mask of searchable rows (status 'ok', or 'remote' for imported rows without a local image)."""
-        if self._live is None:
-            # The dead rows are few: read only those, by range seeks on items_status (a scan of a
-            # 1M-row table with inline embedding blobs costs ~3 s, the index ~1 ms).
-            mask = np.ones(self.count, dtype=bool)
-            dead = np.asarray([r for (r,) in self.db.execute(  # no rowid bound: the planner would scan by rowid
-                "SELECT id FROM items WHERE status < 'ok' OR (status > 'ok' AND status < 'remote') OR status > 'remote'")],
-                dtype=np.int64)
+        if self._live is None:  # read only the few dead rows, through items_status (no rowid bound:
+            mask = np.ones(self.count, dtype=bool)  # SQLite would scan 1M rows with inline blobs, ~3 s)
+            dead = np.asarray([r for (r,) in self.db.execute("SELECT id FROM items WHERE status < 'ok'"
+                               " OR (status > 'ok' AND status < 'remote') OR status > 'remote'")], np.int64)
             mask[dead[dead < self.count]] = False
-            if self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0] < self.count:  # damaged: rows lack items
-                have = np.zeros(self.count, dtype=bool)
-                have[np.asarray([r for (r,) in self.db.execute("SELECT id FROM items WHERE id < ?", (self.count,))],
-                                dtype=np.int64)] = True
-                mask &= have
+            if self.items_count() < self.count:  # damaged database: rows without an item are not searchable
+                mask &= np.isin(np.arange(self.count), [r for (r,) in self.db.execute("SELECT id FROM items")])
             self._live = mask
         return self._live
 
