@@ -53,6 +53,7 @@ def test_caption_words_find_captioned_images(session):
     held = [c for c in captions() if c["split"] == "heldout"]
     words = sorted({w for c in held if (w := first_word(c["caption"]))})
     hits = 0
+    session.terms.prefetch_texts(words)  # one batched text-tower call instead of one per word
     for word in words:
         results = session.results(10, query=Query().set_text(word)).results
         hits += any(word in by_path.get(r.path.relative_to(root).as_posix(), "") for r in results)

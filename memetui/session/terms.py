@@ -103,6 +103,17 @@ class TermVectors:
             self._texts.put(text, cached)
         return cached
 
+    def prefetch_texts(self, texts: list[str], batch_size: int = 256) -> None:
+        """Embed the texts not cached yet in batches (one model call per batch instead of one per text)."""
+        todo = [t for t in dict.fromkeys(texts) if t.strip() and self._texts.get(t) is None
+                and text_cache.get(self._store.model.sha256, t) is None]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            with self._embed_lock:
+                vectors = self.embedder.embed_texts(chunk)
+            for text, vector in zip(chunk, vectors):
+                text_cache.put(self._store.model.sha256, text, vector)
+
     def image_vector(self, image: int | str | Path) -> np.ndarray:
         """Unit embedding of an indexed row, or of an image file (embedded on the fly, memoised)."""
         if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
