@@ -56,6 +56,9 @@ def finish(index: Path) -> None:
     if manifest.pop("root_abs", None) is not None:
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     (index / ".lock").unlink(missing_ok=True)
+    # below memetui.index.ann.EXACT_MAX_ROWS every search is exact: the graph is never read, and
+    # shipping it (11 MB) would take sample_index/ + models/ past 100 MB; `memetui index` rebuilds it
+    (index / "hnsw.bin").unlink(missing_ok=True)
     for name in ("items.sqlite-wal", "items.sqlite-shm"):
         if (index / name).exists():
             sys.exit(f"{index / name} left behind: a reader held the index open; close it and rerun")

@@ -361,3 +361,15 @@ def test_5000_random_edits_then_undo_returns_bitwise_to_every_state(tiny_index):
         assert fresh(session.query) == recorded[states[position]]
     assert position == 0 and session.query == states[0]
     assert fresh(session.query) == recorded[states[0]]
+
+
+def test_an_index_searched_exactly_needs_no_graph_file(index_path):
+    from memetui.index.check import index_problems
+    from memetui.index.store import IndexStore
+
+    (index_path / "hnsw.bin").unlink()  # as shipped in sample_index/: below EXACT_MAX_ROWS it is never read
+    store = IndexStore.open(index_path)
+    assert index_problems(store) == []
+    session = Session(store, sae=False)
+    session.add_image(3)
+    assert session.results(3).results[0].row == 3

@@ -98,6 +98,7 @@ def index_problems(store) -> list[str]:
     Rows embedded past the manifest's count (a build running or interrupted) are not a problem:
     readers do not see them until a build publishes them.
     """
+    from .ann import EXACT_MAX_ROWS
     from .store import EMBEDDINGS, HNSW
 
     problems = []
@@ -118,7 +119,7 @@ def index_problems(store) -> list[str]:
                 problems.append(f"{HNSW} holds {found.rows:,} rows, the manifest {store.count:,}")
         except IndexFormatError as exc:
             problems.append(str(exc))
-    elif store.count and not any(store.path.glob("*.faiss")):  # IVF-PQ serves it
+    elif store.count > EXACT_MAX_ROWS and not any(store.path.glob("*.faiss")):  # exact search or IVF-PQ serve it
         problems.append(f"{HNSW} is missing")
     if not store.root_found():
         problems.append(f"the images folder {os.fsdecode(store.root)} is not there (the index or its images moved)")
