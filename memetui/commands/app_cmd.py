@@ -23,7 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the index, detect the terminal's graphics, run the app."""
-    from ..session import Session
     from ..tui.images import detect_graphics
 
     graphics = detect_graphics(args.graphics)  # before the app owns the terminal
@@ -31,12 +30,24 @@ def run(args: argparse.Namespace) -> int:
         from ..tui.kitty import ensure_truecolor_environment
 
         ensure_truecolor_environment()  # the image id is the cells' 24-bit colour
-    session = Session.open(args.index, device=args.device, sae=args.sae)  # imports torch anyway
+    session, notices = open_session(args.index, args.device, args.sae)  # imports torch anyway
     from ..devices import pick_device
     from ..tui.app import MemeApp
 
     device = str(pick_device(args.device))  # the status bar names it; a bad --device fails here, in one line
     app = MemeApp(session, graphics=graphics, query_file=args.query, device_name=device,
-                  restore_history=not args.no_history)
+                  restore_history=not args.no_history, notices=notices)
     app.run()
     return app.return_code or 0
+
+
+def open_session(index, device: str | None, sae: str | None):
+    """(Session, notices): a corrupt or mismatched SAE does not stop the app, it starts without one
+    (search and PCA/random steering still work) and says why in full."""
+    from ..errors import SAEError
+    from ..session import Session
+
+    try:
+        return Session.open(index, device=device, sae=sae), []
+    except SAEError as exc:
+        return Session.open(index, device=device, sae=False), [f"{exc}; started without an SAE (PCA and random only)"]

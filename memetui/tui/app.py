@@ -51,8 +51,10 @@ class MemeApp(App):
     COMMANDS = App.COMMANDS | {ActionCommands}
 
     def __init__(self, session: Session, graphics: str = "halfblock", query_file: Path | None = None,
-                 device_name: str = "cpu", restore_history: bool = True):
+                 device_name: str = "cpu", restore_history: bool = True, notices: list[str] | None = None):
+        """`notices`: raw messages to show once the app is up (e.g. why the SAE was not loaded)."""
         super().__init__()
+        self.notices = list(notices or [])
         self.session = session
         self.cache = ThumbnailCache(graphics if graphics in ("text", "kitty") else "halfblock")  # sixel: half-block
         self.graphics = graphics
@@ -102,6 +104,8 @@ class MemeApp(App):
         except MemetuiError as exc:
             self.say(str(exc), severity="error")
         self.start_query = self.session.query
+        for notice in self.notices:
+            self.say(notice, severity="error", timeout=15)
         self.refresh_view()
 
     def _initial_query(self) -> None:
