@@ -94,3 +94,14 @@ def tiny_index(tiny_model_dir, tmp_path):
         return build_tiny_index(images or make_image_folder(tmp_path / "images", count), index or tmp_path / "index")
 
     return build
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny SAEs train ~10x faster on one thread than on two busy ones (no parallel-region waits)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,13 +16,7 @@ from memetui.sae.export import make_thumbnail  # noqa: E402
 from memetui.sae.synthetic import sparse_dictionary_data  # noqa: E402
 from memetui.sae.train import TrainConfig, open_training_data, save_result, train  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny SAEs train ~10x faster on one thread than on two busy ones (no parallel-region waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -19,13 +19,7 @@ from memetui.sae.kernels import (gather_dot, gather_dot_reference, scatter_rows,
 from memetui.sae.model import TopKSAE, load_for_index  # noqa: E402
 from memetui.sae.step import loss_and_grads, make_optimizer, train_step  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny SAEs train ~10x faster on one thread than on two busy ones (no parallel-region waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

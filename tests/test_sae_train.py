@@ -21,13 +21,7 @@ from memetui.sae.train import TrainConfig, lr_at, open_training_data, save_resul
 X = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
 X_HAT = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny SAEs train ~10x faster on one thread than on two busy ones (no parallel-region waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
