@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 
 from . import __version__
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `memetui search ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only folder, a database that cannot write
+        print(f"memetui: error: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 def hint(exc: MemetuiError) -> str:

@@ -88,3 +88,13 @@ def test_features_command_writes_pages_for_the_index_sae(tmp_path, capsys):
     sae.save(store.sae_dir / "s")
     assert main(["features", str(store.path), "--out", str(tmp_path / "html")]) == 0
     assert (tmp_path / "html" / "features-000.html").is_file() and "wrote 1 page" in capsys.readouterr().out
+
+
+def test_transparent_exemplars_are_drawn_on_white_not_black(tmp_path):
+    from memetui.sae.export import make_thumbnail
+
+    source = tmp_path / "line-art.png"
+    Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(source)
+    assert make_thumbnail(source, tmp_path / "t.jpg")
+    with Image.open(tmp_path / "t.jpg") as thumb:
+        assert min(thumb.convert("RGB").getpixel((10, 10))) > 240

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     options = ImportOptions(chunk=args.chunk, trust_model=args.trust_model, device=args.device)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -142,7 +142,10 @@ class Importer:
                 state = {"source": fingerprint, "model": _model_dict(model), "verified": self.summary.verified}
                 write_json_atomic(staging / "state.json", state)
             store = IndexStore(self.out, Manifest(model=model, root=str(Path(self.source.root).resolve())), lock)
-            self._copy_rows(store, staging / EMBEDDINGS)
+            if (staging / EMBEDDINGS).is_file() or not (self.out / EMBEDDINGS).is_file():
+                self._copy_rows(store, staging / EMBEDDINGS)
+            # else a previous run copied every row and renamed the embeddings into place, then failed
+            # while publishing (a full disk): only the ANN file and the manifest are left to write
             self._publish(store, staging, fingerprint)
             store.close()
         finally:

@@ -69,19 +69,23 @@ def feature_stats(sae, embeddings: np.ndarray, rows: np.ndarray, top: int = 10, 
 
 
 def make_thumbnail(source: Path, target: Path, size: int = THUMB_PX) -> bool:
-    """Write a JPEG thumbnail of `source` to `target`; False when the image cannot be read."""
+    """Write a JPEG thumbnail of `source` to `target` (transparency composited on white, as the index
+    does); False when the image cannot be read. A failing write (a full disk) raises OSError."""
     from PIL import Image, UnidentifiedImageError
+
+    from ..image_files import to_rgb
 
     if target.is_file() and target.stat().st_size > 0:  # written atomically: a file here is complete
         return True
     try:
         with Image.open(source) as image:
             image.thumbnail((size, size))
-            with atomic_path(target) as tmp:
-                image.convert("RGB").save(tmp, "JPEG", quality=80)
-        return True
+            rgb = to_rgb(image, background=(255, 255, 255))
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return False
+    with atomic_path(target) as tmp:
+        rgb.save(tmp, "JPEG", quality=80)
+    return True
 
 
 CSS = """body{font-family:sans-serif;margin:1em;background:#fafafa}
