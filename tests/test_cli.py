@@ -21,9 +21,10 @@ def memetui(*args, env_models=None, cwd=None):
                           text=True, env=env, cwd=cwd, timeout=120)
 
 
-@pytest.fixture
-def built(tiny_model_dir, tmp_path):
-    images = make_image_folder(tmp_path / "img", 16)
+@pytest.fixture(scope="module")
+def built(tiny_model_dir, tmp_path_factory):
+    """16 images indexed through the real `memetui index` (once per module: the tests only read it)."""
+    images = make_image_folder(tmp_path_factory.mktemp("cli") / "img", 16)
     result = memetui("index", images, "--model", TINY_MODEL, "--pretrained", f"{TINY_MODEL}.safetensors",
                      env_models=tiny_model_dir)
     assert result.returncode == 0, result.stderr

@@ -90,7 +90,7 @@ def copy_index(small_index, folder):
     return folder
 
 
-TRAIN = ["--latents", "32", "--k", "4", "--epochs", "2", "--batch", "8", "--name", "s", "--device", "cpu"]
+TRAIN = ["--latents", "32", "--k", "4", "--epochs", "1", "--batch", "8", "--name", "s", "--device", "cpu", "--no-labels"]
 
 
 def test_enospc_at_every_write_point_of_train_sae(small_index, tmp_path, capsys):

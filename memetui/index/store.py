@@ -266,6 +266,8 @@ class IndexStore:
         if self._db is None:
             file = self.path / DATABASE
             self._db = connect_writer(file, SCHEMA) if self.writable else connect_reader(file)
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'item_meta'").fetchone():  # older index
+                self._db.execute("CREATE TEMP TABLE item_meta (id INTEGER PRIMARY KEY, url TEXT, caption TEXT, meta TEXT)")
         return self._db
 
     def items_count(self) -> int:
@@ -304,22 +306,6 @@ class IndexStore:
             raise IndexFormatError(f"rows {lost[:5]} are not in {self.path / DATABASE}")
         root = self.root
         return [root / found[r] for r in rows]
-
-    def display_files(self, rows) -> list[tuple[Path, Path]]:
-        """(image path, thumbnail path or the image itself) per embedding row, in order; one query."""
-        rows = [int(r) for r in rows]
-        if not rows:
-            return []
-        marks = ",".join("?" * len(rows))
-        found = {r: (from_db_path(p), sha) for r, p, sha in self.db.execute(
-            f"SELECT id, path, sha256 FROM items WHERE id IN ({marks})", rows)}
-        root, thumbs = self.root, self.thumbs_dir
-        out = []
-        for r in rows:
-            rel, sha = found[r]
-            thumb = thumbs / sha[:2] / f"{sha}.webp"
-            out.append((root / rel, thumb if thumb.is_file() else root / rel))
-        return out
 
     def thumbnail(self, row: int) -> Path:
         """The 256 px thumbnail of `row` when the build wrote one, else the original image."""

@@ -17,6 +17,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from ..index.display import display_files
 from ..lru import LRUCache
 from ..steer.provider import ActiveDirection, unit_and_norm
 from ..steer.query import DirectionRef, Query
@@ -154,9 +155,9 @@ class FeatureReadings:
                 files = {}
                 for lo in range(0, len(wanted), 500):  # SQLite's limit on query parameters
                     chunk = wanted[lo:lo + 500]
-                    files.update(zip(chunk, self._store.display_files(chunk)))
+                    files.update(zip(chunk, display_files(self._store, chunk)))
                 self._gallery = [
                     GalleryFeature(int(j), sae.label(int(j)), float(stats.rates[j]),
-                                   tuple(Exemplar(int(r), *files[int(r)]) for r in stats.exemplars[j] if r >= 0))
+                                   tuple(Exemplar(int(r), files[int(r)].path, files[int(r)].thumb) for r in stats.exemplars[j] if r >= 0))
                     for j in live]
             return self._gallery

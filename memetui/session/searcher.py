@@ -10,6 +10,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..index.ann import AnnSearcher
+from ..index.display import display_files
 from ..lru import LRUCache
 from ..steer.query import Query
 from .hybrid import has_quoted, hybrid_search
@@ -79,15 +80,14 @@ class Searcher:
     def _results(self, rows, scores, text_scores) -> list[SearchResult]:
         """Ranked results with the files to draw, and a text card where there is no image."""
         results = []
-        for rank, (row, (path, thumb), score, text) in enumerate(
-                zip(rows, self._store.display_files(rows), scores, text_scores), 1):
-            card = url = None
-            if thumb == path and not path.is_file():  # no thumbnail and no original here
-                item = self._store.item(int(row))
-                url = item.url
-                card = (" · ".join(part for part in (item.caption, item.url) if part) + " (image not on this machine)"
-                        if not item.has_image else "missing: deleted or moved since the last build")
-            results.append(SearchResult(rank, int(row), path, float(score), thumb, float(text), card, url))
+        for rank, (row, shown, score, text) in enumerate(
+                zip(rows, display_files(self._store, rows), scores, text_scores), 1):
+            card = None
+            if shown.thumb == shown.path and not shown.path.is_file():  # no thumbnail and no original here
+                card = (" · ".join(part for part in (shown.caption, shown.url) if part) + " (image not on this machine)"
+                        if shown.status == "remote" else "missing: deleted or moved since the last build")
+            results.append(SearchResult(rank, int(row), shown.path, float(score), shown.thumb, float(text), card,
+                                        shown.url))
         return results
 
     def page(self, query: Query, k: int, vector: Callable[[Query], np.ndarray]) -> ResultPage:
