@@ -25,7 +25,7 @@ def memetui(*args, env_models=None, cwd=None):
 def built(tiny_model_dir, tmp_path_factory):
     """16 images indexed through the real `memetui index` (once per module: the tests only read it)."""
     images = make_image_folder(tmp_path_factory.mktemp("cli") / "img", 16)
-    result = memetui("index", images, "--model", TINY_MODEL, "--pretrained", f"{TINY_MODEL}.safetensors",
+    result = memetui("index", images, "--no-ocr", "--model", TINY_MODEL, "--pretrained", f"{TINY_MODEL}.safetensors",
                      env_models=tiny_model_dir)
     assert result.returncode == 0, result.stderr
     assert "added 16" in result.stdout
