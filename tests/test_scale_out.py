@@ -31,6 +31,7 @@ def installed(name: str) -> bool:
 
 
 SCALE = all(installed(name) for name in ("ray", "pymilvus", "milvus_lite"))
+pytestmark = pytest.mark.scale  # a tier of its own: `python -m pytest -m scale` (CI runs both tiers)
 needs_scale = pytest.mark.skipif(not SCALE, reason="memetui[scale] is not installed (pip install 'memetui[scale]')")
 PRETRAINED = f"{TINY_MODEL}.safetensors"
 
