@@ -58,17 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     quoted = has_quoted(query)
     for r, text in zip(results, texts):
-        gone = _whereabouts(session.store, r.row, r.path)
+        gone = f"  ({one_line(r.absent, 100)})" if r.absent else ""
         said = f"  [{one_line(text, 60)}]" if quoted and text else ""
         print(f"{r.rank:3d}  {r.score:+.4f}  {path_text(r.path)}{gone}{said}")
     return 0
 
-
-def _whereabouts(store, row: int, path) -> str:
-    """'' when the image is here; else why not: an imported row's URL/caption, or a missing file."""
-    if path.exists():
-        return ""
-    item = store.item(int(row))
-    if item.status == "remote":
-        return f"  (not on this machine: {one_line(item.url or item.caption or 'no URL', 80)})"
-    return "  (missing: deleted or moved since the last build)"

@@ -31,10 +31,12 @@ class SearchResult:
     text_score: float = 0.0
     """How well the image's OCR text matches the query's quoted terms (0: no match or none asked)."""
     card: str | None = None
-    """Raw text to show instead of an image: an imported row whose image is not on this machine
-    (its caption and URL), or a file deleted or moved since the last build; None when there is an image."""
+    """Raw text to show instead of an image when there is nothing to draw (`absent`), else None."""
     url: str | None = None
     """Where the image lives on the web (imported rows), else None."""
+    absent: str | None = None
+    """Why the original is not here (raw): an imported row's caption and URL, or a file deleted or
+    moved since the last build; None when it is here."""
 
 
 class ResultPage(NamedTuple):
@@ -82,12 +84,14 @@ class Searcher:
         results = []
         for rank, (row, shown, score, text) in enumerate(
                 zip(rows, display_files(self._store, rows), scores, text_scores), 1):
-            card = None
-            if shown.thumb == shown.path and not shown.path.is_file():  # no thumbnail and no original here
-                card = (" · ".join(part for part in (shown.caption, shown.url) if part) + " (image not on this machine)"
-                        if shown.status == "remote" else "missing: deleted or moved since the last build")
+            absent = None
+            if shown.status == "remote":
+                absent = "not on this machine: " + (" · ".join(p for p in (shown.caption, shown.url) if p) or "no URL")
+            elif not shown.path.is_file():
+                absent = "missing: deleted or moved since the last build"
+            card = absent if absent and shown.thumb == shown.path else None  # nothing to draw: the card says why
             results.append(SearchResult(rank, int(row), shown.path, float(score), shown.thumb, float(text), card,
-                                        shown.url))
+                                        shown.url, absent))
         return results
 
     def page(self, query: Query, k: int, vector: Callable[[Query], np.ndarray]) -> ResultPage:
