@@ -303,7 +303,7 @@ class IndexBuilder:
         self.summary.errors += 1
 
     def _write_thumbnail(self, sha: str, image) -> None:
-        target = self.store.thumbs_dir / sha[:2] / f"{sha}.webp"
+        target = self.store.thumb_path(sha)
         if target.is_file():
             return
         target.parent.mkdir(parents=True, exist_ok=True)

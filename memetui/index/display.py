@@ -30,11 +30,11 @@ def display_files(store, rows) -> list[DisplayFile]:
     found = {r[0]: r[1:] for r in store.db.execute(
         "SELECT items.id, path, sha256, status, url, caption FROM items LEFT JOIN item_meta ON item_meta.id = items.id"
         f" WHERE items.id IN ({marks})", rows)}
-    root, thumbs = store.root, store.thumbs_dir
+    root = store.root
     out = []
     for row in rows:
         rel, sha, status, url, caption = found[row]
         path = root / from_db_path(rel)
-        thumb = thumbs / sha[:2] / f"{sha}.webp"
+        thumb = store.thumb_path(sha)
         out.append(DisplayFile(path, thumb if thumb.is_file() else path, status, url, caption))
     return out

@@ -307,11 +307,9 @@ class IndexStore:
         root = self.root
         return [root / found[r] for r in rows]
 
-    def thumbnail(self, row: int) -> Path:
-        """The 256 px thumbnail of `row` when the build wrote one, else the original image."""
-        item = self.item(row)
-        thumb = self.thumbs_dir / item.sha256[:2] / f"{item.sha256}.webp"
-        return thumb if thumb.is_file() else item.path
+    def thumb_path(self, sha256: str) -> Path:
+        """Where the build writes the thumbnail of the content `sha256` (it may not exist)."""
+        return self.thumbs_dir / sha256[:2] / f"{sha256}.webp"
 
     def live_mask(self) -> np.ndarray:
         """Boolean [N] mask of searchable rows (status 'ok', or 'remote' for imported rows without a local image)."""
