@@ -8,7 +8,6 @@ writer (memetui/atomic.py) are removed by the next writer of the folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import torch
 
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import SAEError, UsageError
+from ..hashing import sha256_file
 
 CHECKPOINT_FORMAT = 1
 """JSON format; `tensors_sha256` is optional in format 1 (the shipped SAEs predate it)."""
@@ -70,15 +70,6 @@ def stem(path: str | Path) -> Path:
     return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_pair(sae, path: str | Path) -> Path:
     """Write PATH.safetensors then PATH.json (recording the tensors' sha256), each atomically."""
     from safetensors.torch import save_file
@@ -89,7 +80,7 @@ def save_pair(sae, path: str | Path) -> Path:
     tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in TENSORS}
     with atomic_path(path.with_suffix(".safetensors")) as tmp:
         save_file(tensors, str(tmp), metadata={"format": str(CHECKPOINT_FORMAT)})
-        sha = file_sha256(tmp)
+        sha = sha256_file(tmp)
     write_json_atomic(path.with_suffix(".json"), {**sae.checkpoint_config(), "tensors_sha256": sha})
     return path
 
@@ -114,7 +105,7 @@ def load_pair(cls, path: str | Path, device: str | torch.device = "cpu"):
         if not isinstance(config, dict):
             raise ValueError("the JSON is not an object")
         sha = config.get("tensors_sha256")
-        if sha is not None and sha != file_sha256(tensor_file):
+        if sha is not None and sha != sha256_file(tensor_file):
             raise SAEError(f"SAE {name}: {tensor_file.name} does not match {json_file.name} (an interrupted save?); "
                            "retrain it with: memetui train-sae")
         tensors = load_file(str(tensor_file))
