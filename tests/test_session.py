@@ -158,6 +158,53 @@ def test_active_sae_features_equal_topk_of_encoding(session):
     np.testing.assert_allclose([a.value for a in active], pre[[a.id for a in active]], rtol=1e-4, atol=1e-5)
 
 
+def test_stepped_codes_from_prefetched_projections_equal_a_full_encode(index_path):
+    """A keypress's code (per-term projections, the direction's prefetched on select) lists
+    exactly the top-k of a full encode of q, over steps both ways, a rescale and undo."""
+    from memetui.index.store import IndexStore
+
+    store = IndexStore.open(index_path)
+    session = Session(store, device="cpu", sae=random_sae(store.dim, n=8192, k=64, seed=4))
+    sae, codes = session.directions.sae, session.codes
+    session.add_image(1)
+    session.add_image(9, weight=-0.3)
+    for step, (direction, sign) in enumerate([(17, 1), (17, 1), (4000, -1), (17, -1), (8191, 1)] * 3):
+        if session.selected != ("sae", direction):
+            session.select_direction(direction)
+            pending = codes.prefetch(DirectionRef("sae", direction))  # the one select started, or None
+            if pending is not None:
+                assert pending.result() is not None
+            assert codes.prefetch(DirectionRef("sae", direction)) is None  # cached now
+        session.step(sign)
+        if step == 7:
+            session.set_query(session.query.scaled(1 / 3.0))  # a non-step change: recomputed from the terms
+        q = session.vector()
+        full = sae.encode_query(q)  # one n x d product of the whole query
+        code = codes.code(session.query)
+        assert code.indices.tolist() == full.indices.tolist()
+        np.testing.assert_allclose(code.acts, full.acts, rtol=1e-4, atol=1e-5)
+    before = codes.code(session.query)
+    session.undo()
+    session.redo()
+    again = codes.code(session.query)
+    assert again.indices.tobytes() == before.indices.tobytes() and again.acts.tobytes() == before.acts.tobytes()
+
+
+def test_a_newer_prefetch_drops_one_not_started(index_path):
+    from memetui.index.store import IndexStore
+
+    store = IndexStore.open(index_path)
+    session = Session(store, device="cpu", sae=random_sae(store.dim, n=512, k=8))
+    futures = [session.codes.prefetch(DirectionRef("sae", j)) for j in range(20)]
+    assert futures[-1].result() is not None
+    assert sum(f.cancelled() for f in futures if f is not None) >= 1
+    session.add_image(2)
+    session.select_direction(3)
+    session.step(+1)  # a dropped prefetch is computed on demand
+    full = session.directions.sae.encode_query(session.vector())
+    assert session.codes.code(session.query).indices.tolist() == full.indices.tolist()
+
+
 def test_results_for_a_snapshot_are_cached_and_carry_their_own_timing(session):
     session.add_image(6)
     snapshot = session.query

@@ -112,6 +112,8 @@ class Session:
         ref = DirectionRef(provider or self._mode, id)
         self.directions.provider(ref.provider).vector(ref.id)  # validates the id
         self._selection[ref.provider] = ref
+        if self.codes is not None:  # W_enc·d in the background: the first step along it is an axpy
+            self.codes.prefetch(ref)
         return ref
 
     def step(self, sign: int = 1) -> Query:
