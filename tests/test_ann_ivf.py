@@ -79,6 +79,19 @@ def test_ivfpq_file_reloads_to_identical_results(ivf_store):
         np.testing.assert_array_equal(a.scores, b.scores)
 
 
+def test_ivfpq_file_is_mapped_not_read_and_answers_as_a_read_copy(ivf_store):
+    import faiss
+
+    mapped = load_ivfpq(ivf_store.path / IVF_FILE, 32, len(ivf_store.embeddings))
+    read = faiss.read_index(str(ivf_store.path / IVF_FILE))
+    queries = steered_queries(np.asarray(ivf_store.embeddings), 20, seed=5)
+    for index in (mapped, read):
+        faiss.extract_index_ivf(index).nprobe = 16
+    a, b = mapped.search(queries, 50), read.search(queries, 50)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+
+
 def test_ivfpq_file_for_another_row_count_is_refused(ivf_store):
     with pytest.raises(IndexFormatError, match="expected 19999"):
         load_ivfpq(ivf_store.path / IVF_FILE, 32, 19_999)

