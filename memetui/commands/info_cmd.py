@@ -67,8 +67,11 @@ def _report(store, as_json: bool, writer: int | None) -> int:
           f"dim={model['dim']}  sha256={terminal_safe(model['sha256'][:16])}")
     print(f"rows     {info['rows']} ({info['live_rows']} live)")
     print(f"files    ok {files['ok']}, duplicate {files['duplicate']}, missing {files['missing']}, error {files['error']}")
-    print(f"hnsw     {', '.join(f'{k}={v}' for k, v in info['hnsw'].items())}")
-    if info["ann"]:  # vectors served by Milvus (memetui/index/milvus_ann.py)
+    if not info["ann"]:
+        from ..index.ann import describe_ann
+
+        print(f"ann      {describe_ann(store)}")
+    else:  # vectors served by Milvus (memetui/index/milvus_ann.py)
         ann = info["ann"]
         print(f"ann      milvus {terminal_safe(ann.get('uri'))} collection {terminal_safe(ann.get('collection'))}"
               f" ({ann.get('synced')} rows synced)")

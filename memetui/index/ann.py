@@ -105,6 +105,41 @@ def choose_backend(count: int) -> Backend:
     return "hnsw" if count < IVF_MIN_ROWS else "ivfpq"
 
 
+def pick_backend(store: IndexStore, exact: bool | None = None) -> Backend:
+    """The backend a search of `store` uses, from its manifest and the ANN files present (none is loaded)."""
+    if not exact and store.manifest.ann.get("kind") == "milvus":
+        return "milvus"
+    if exact or (exact is None and store.count <= EXACT_MAX_ROWS):
+        return "exact"
+    has_hnsw, has_ivf = (store.path / HNSW).is_file(), (store.path / IVF_FILE).is_file()
+    if has_ivf and (store.count >= IVF_MIN_ROWS or not has_hnsw):
+        return "ivfpq"
+    return "hnsw" if has_hnsw else "exact"
+
+
+def describe_ann(store: IndexStore) -> str:
+    """One line: the backend searches of `store` use and its shape (file size, lists, code bytes)."""
+    backend = pick_backend(store)
+    if backend == "exact":
+        return f"exact (every row scored: {store.count:,} rows, no ANN file read)"
+    if backend == "hnsw":
+        size = (store.path / HNSW).stat().st_size
+        shape = ", ".join(f"{k}={v}" for k, v in store.manifest.hnsw.items())
+        return f"hnsw: {HNSW} {size / 2**20:,.1f} MiB, {shape}, exact rerank of {RERANK_FACTOR}k"
+    if backend == "ivfpq":
+        import faiss
+
+        try:
+            ivf = faiss.extract_index_ivf(load_ivfpq(store.path / IVF_FILE, store.dim, store.count))
+        except IndexFormatError as exc:
+            return f"ivfpq: {exc}"
+        params = IvfParams().for_shape(store.count, store.dim)
+        code = f"{ivf.code_size} B codes" if ivf.code_size else "codes"
+        return (f"ivfpq: {IVF_FILE} {(store.path / IVF_FILE).stat().st_size / 2**20:,.1f} MiB, {ivf.nlist} lists,"
+                f" {code}; nprobe {params.nprobe}, exact rerank of {params.rerank} from the fp16 embeddings")
+    return "milvus"
+
+
 def write_ann(store: IndexStore, embeddings: np.ndarray, threads: int | None = None, progress=None,
               backend: Backend | None = None, ivf_params: IvfParams | None = None) -> Backend:
     """Build the ANN file for all rows of `embeddings` into `store`'s folder (atomically); return its backend.
@@ -159,15 +194,7 @@ class AnnSearcher:
             self._ivf = IvfPqSearcher(index, store.embeddings, ivf_params or IvfParams())
 
     def _pick_backend(self, exact: bool | None) -> Backend:
-        store = self.store
-        if not exact and store.manifest.ann.get("kind") == "milvus":
-            return "milvus"
-        if exact or (exact is None and store.count <= EXACT_MAX_ROWS):
-            return "exact"
-        has_hnsw, has_ivf = (store.path / HNSW).is_file(), (store.path / IVF_FILE).is_file()
-        if has_ivf and (store.count >= IVF_MIN_ROWS or not has_hnsw):
-            return "ivfpq"
-        return "hnsw" if has_hnsw else "exact"
+        return pick_backend(self.store, exact)
 
     @property
     def backend(self) -> Backend:

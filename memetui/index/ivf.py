@@ -96,7 +96,7 @@ def save_ivfpq(index, path: Path) -> None:
 
 
 def load_ivfpq(path: Path, dim: int, count: int):
-    """Map an IVF-PQ index for `count` rows of dimension `dim` (IndexFormatError if it does not fit).
+    """Map an IVF-PQ index holding (at least) `count` rows of dimension `dim` (IndexFormatError if not).
 
     The inverted lists stay in the file, memory-mapped read-only: opening costs ~25 ms instead of
     reading ~110 MB per 1M rows (0.3 s), and processes share the pages.
@@ -110,11 +110,37 @@ def load_ivfpq(path: Path, dim: int, count: int):
             index = faiss.read_index(str(path))
     except RuntimeError as exc:
         raise IndexFormatError(f"cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
-    if index.d != dim or index.ntotal != count:
+    if index.d != dim or index.ntotal < count:  # more rows: a build that has not published them yet
         raise IndexFormatError(
             f"{path} holds {index.ntotal} rows of dimension {index.d}, expected {count} x {dim}; re-run the import"
         )
     return index
+
+
+def extend_ivfpq(path: Path, embeddings: np.ndarray, total: int, threads: int | None = None,
+                 progress: ProgressFn | None = None, chunk: int = 32_768) -> int | None:
+    """Add rows index.ntotal..total-1 of `embeddings` to the index at `path` (rewritten atomically);
+    the rows added (0: already whole), or None when it cannot be extended (unreadable, another
+    dimension, more rows than `total`)."""
+    import faiss
+
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError:
+        return None
+    start = int(index.ntotal)
+    if index.d != embeddings.shape[1] or start > total or not index.is_trained:
+        return None
+    if start == total:
+        return 0
+    faiss.omp_set_num_threads(threads or threads_available())
+    for lo in range(start, total, chunk):
+        hi = min(lo + chunk, total)
+        index.add(np.ascontiguousarray(embeddings[lo:hi], dtype=np.float32))
+        if progress:
+            progress("graph", hi - start, total - start)
+    save_ivfpq(index, path)
+    return total - start
 
 
 class IvfPqSearcher:
@@ -133,7 +159,7 @@ class IvfPqSearcher:
         """Up to `n` candidate rows by approximate (PQ) score, sorted by row number."""
         _, found = self.index.search(query.reshape(1, -1), n)
         rows = found[0]
-        return np.sort(rows[rows >= 0])
+        return np.sort(rows[(rows >= 0) & (rows < len(self.embeddings))])  # later rows: not published yet
 
     def search(self, query: np.ndarray, k: int, live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows [k] int64, scores [k] float32), best first; `live` masks out tombstoned rows."""

@@ -1,4 +1,5 @@
-"""Publishing a build: embeddings.f16.npy, hnsw.bin and manifest.json derived from items.sqlite.
+"""Publishing a build: embeddings.f16.npy, the ANN file (hnsw.bin, or ivfpq.faiss from
+ann.IVF_MIN_ROWS rows on, as `import` writes) and manifest.json derived from items.sqlite.
 
 items.sqlite holds every embedding; the other files are derived. Each is rebuilt when it is
 missing, short or disagrees with the database, verified before it replaces the old one (size,
@@ -39,7 +40,12 @@ def publish(store: IndexStore, m: int, ef_construction: int, threads: int,
         raise IndexDamagedError(f"items.sqlite rows are not numbered 0..{total - 1} (highest {top - 1})",
                                 store.path, store.root)
     embeddings, emb_written = _publish_embeddings(store, total)
-    graph_written = _publish_graph(store, embeddings, total, m, ef_construction, threads, progress)
+    from .ann import choose_backend
+
+    if choose_backend(total) == "ivfpq":  # the size rule `import` follows (ann.write_ann)
+        graph_written = _publish_ivf(store, embeddings, total, threads, progress)
+    else:
+        graph_written = _publish_graph(store, embeddings, total, m, ef_construction, threads, progress)
     manifest = store.manifest
     manifest.count = total
     manifest.hnsw.update(M=m, ef_construction=ef_construction)
@@ -79,6 +85,26 @@ def _matches_db(store: IndexStore, existing: np.ndarray, prefix: int) -> bool:
     marks = ",".join("?" * len(rows))
     found = dict(store.db.execute(f"SELECT id, embedding FROM items WHERE id IN ({marks})", sorted(rows)))
     return all(found.get(r) == np.asarray(existing[r], "<f2").tobytes() for r in rows)
+
+
+def _publish_ivf(store: IndexStore, embeddings: np.ndarray, total: int, threads: int, progress) -> bool:
+    """Extend ivfpq.faiss with rows it lacks (its lists and codebooks kept), or build it; drop hnsw.bin.
+
+    Tombstones need no rewrite: searches mask them with the live rows. The file is replaced
+    atomically, so readers keep the previous one until the manifest moves on.
+    """
+    from .ann import write_ann
+    from .ivf import IVF_FILE, extend_ivfpq
+
+    file = store.path / IVF_FILE
+    stage = (lambda name, done, count: progress(done, count)) if progress else None
+    added = extend_ivfpq(file, embeddings, total, threads, stage) if file.is_file() else None
+    if added is None:
+        if file.is_file():
+            log.info("rebuilding %s: it does not fit the first %d rows", file, total)
+        write_ann(store, embeddings[:total], threads, stage, backend="ivfpq")
+    (store.path / HNSW).unlink(missing_ok=True)  # the graph of a smaller index: no longer searched
+    return added != 0
 
 
 def _publish_graph(store: IndexStore, embeddings: np.ndarray, total: int, m: int, ef_construction: int,
