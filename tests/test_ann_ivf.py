@@ -22,7 +22,7 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
 
 
-SMALL = IvfParams(nlist=128, m=8, nprobe=16, rerank=200, train_rows=8_192, pq_train_rows=2_560)
+SMALL = IvfParams(nlist=128, m=16, nprobe=16, rerank=500, train_rows=8_192, pq_train_rows=2_560)
 """Small enough to train in a second or two on a busy CPU."""
 
 
@@ -114,5 +114,7 @@ def test_backend_is_chosen_by_size():
     assert choose_backend(EXACT_MAX_ROWS) == "exact"
     assert choose_backend(EXACT_MAX_ROWS + 1) == "hnsw"
     assert choose_backend(IVF_MIN_ROWS) == "ivfpq"
-    assert IvfParams().for_shape(1_000_000, 1152).m == 96
-    assert IvfParams().for_shape(10_000, 100).m == 25  # m divides the dimension, sub-vectors >= 4 dims
+    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF1024,PQ576x4fs"  # 288-byte codes
+    assert IvfParams().for_shape(10_000, 100).m == 50  # m divides the dimension, 2-d sub-vectors
+    assert IvfParams(m=96, bits=8).for_shape(10_000, 100).m == 25  # 8-bit codes: sub-vectors >= 4 dims
+    assert IvfParams(m=96, bits=8).for_shape(1_000_000, 1152).factory == "IVF1024,PQ96"

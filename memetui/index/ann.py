@@ -2,7 +2,8 @@
 
 - up to EXACT_MAX_ROWS rows: exact (one float32 matrix-vector product);
 - up to IVF_MIN_ROWS: hnswlib graph (hnsw.bin) + exact rerank of 2k candidates;
-- above: faiss IVF-PQ (ivfpq.faiss, memetui/index/ivf.py) + exact rerank from the fp16 memmap.
+- above: faiss IVF-PQ, 4-bit fast-scan codes (ivfpq.faiss, memetui/index/ivf.py) + exact rerank
+  from the fp16 memmap.
 
 The Session, CLI, SAE and steering only see AnnSearcher.search -> Hits.
 """
@@ -40,7 +41,7 @@ HNSW_EF_SEARCH = 128
 IVF_MIN_ROWS = 250_000
 """From this many rows imports and builds write the compressed IVF-PQ index instead of an HNSW
 graph: hnswlib at M 16 needs ~2.2 KB per row and its build (ef_construction 400) takes hours
-on a few cores at 1M rows; IVF-PQ needs ~m + 8 bytes per row (README "Scale")."""
+on a few cores at 1M rows; IVF-PQ needs ~m/2 + 8 bytes per row (README "Scale")."""
 Backend = Literal["exact", "hnsw", "ivfpq", "milvus"]
 
 
