@@ -164,3 +164,33 @@ def test_feature_stats_match_encoding_every_row_at_once(index_with_sae):
         fired = [r for r in np.argsort(-dense[:, j], kind="stable")[:3] if dense[r, j] > 0]
         assert list(stats.exemplars[j][stats.exemplars[j] >= 0]) == fired
     assert all(stats.exemplars[j][0] == -1 for j in np.flatnonzero(stats.rates == 0))
+
+
+async def test_panel_and_gallery_show_both_label_sources_and_the_filter_matches_exemplar_words(index_with_sae):
+    from memetui.tui.screens.gallery import GalleryScreen
+    from memetui.tui.widgets.feature_panel import FeaturePanel
+
+    app = make_app(index_with_sae)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot, app)
+        sae = app.session.directions.sae
+        assert any(sae.text_label(j) and sae.exemplar_label(j) for j in range(sae.n_latents)), \
+            "train-sae stored text-tower labels and exemplar words"
+        gallery = await open_gallery(pilot, app)
+        feature = next(f for f in gallery.features if sae.exemplar_label(f.id))
+        assert feature.label == f"{sae.text_label(feature.id)} · exemplars: {sae.exemplar_label(feature.id)}"
+        feature_list = gallery.query_one("#gallery-list")
+        titles = [feature_list.render_line(y).text for y in range(feature_list.size.height)]
+        assert any("· exemplars: " in t for t in titles)
+        word = sae.exemplar_label(feature.id).split(",")[0].strip()
+        await pilot.press(*word)
+        await wait_for(pilot, lambda: gallery.query_one("Input").value == word, "the filter was not typed")
+        assert feature in feature_list.features
+        assert all(word in f.label for f in feature_list.features)
+        await pilot.press(*["down"] * feature_list.features.index(feature), "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, GalleryScreen), "enter did not close the gallery")
+        panel = app.query_one(FeaturePanel)
+        await wait_for(pilot, lambda: panel.pinned is not None and panel.pinned.id == feature.id, "not pinned")
+        await settle(pilot, app)
+        text = " ".join(panel.render_line(y).text.strip() for y in range(panel.size.height))
+        assert "exemplars:" in text and sae.text_label(feature.id)[:10] in text

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-size", type=float, default=DEFAULT_STEP, help=f"step size α (default {DEFAULT_STEP})")
     parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--min-hits", type=positive_int, default=3,
+                        help="label precision: exemplars whose caption must hold the first label (default 3)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_device_argument(parser)
@@ -31,19 +33,27 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..atomic import write_json_atomic
+    from ..index.captions import captions as index_captions
+    from ..sae.labels import text_labeller
     from ..session import Session
     from ..steer.compare import CompareOptions, compare
     from ..text import markup_safe
 
     session = Session.open(args.index, device=args.device, sae=args.sae)
     options = CompareOptions(args.directions, args.starts, args.per_start, step_size=args.step_size,
-                             bootstrap=args.bootstrap, seed=args.seed)
+                             bootstrap=args.bootstrap, seed=args.seed, min_hits=args.min_hits)
     console = Console(stderr=True)
     with console.status("measuring") as status:
         directions = session.directions
+        captions = index_captions(session.store)
+        labeller = None
+        if captions:
+            status.update("embedding the label vocabulary")
+            labeller = text_labeller(session.terms.embedder)
         report = compare(session.store, {name: directions.provider(name) for name in directions.modes},
                          session.searcher.ann.search, directions.sae, options,
-                         progress=lambda name: status.update(f"measuring {name} directions"))
+                         progress=lambda name: status.update(f"measuring {name} directions"),
+                         labeller=labeller, captions=captions)
     data = report.to_dict()
     if args.out:
         write_json_atomic(args.out, data)
@@ -58,15 +68,18 @@ def run(args: argparse.Namespace) -> int:
                   caption=f"mean [95% bootstrap CI]. coherence: mean pairwise cosine of a direction's "
                           f"top-{options.exemplars} exemplars. changed: share of the top-{options.exemplars} "
                           f"replaced by one step (α = {options.step_size:g}). feature share: the stepped SAE "
-                          f"feature's part of the change in the SAE code.")
+                          f"feature's part of the change in the SAE code. label precision: share of directions "
+                          f"whose first label is in the captions of ≥ {options.min_hits} of their top-"
+                          f"{options.exemplars} ({'n/a: the index has no captions' if not captions else f'{len(captions):,} captioned rows'}).")
     table.add_column("directions")
     table.add_column("coherence ↑", justify="right")
     table.add_column(f"top-{options.exemplars} changed", justify="right")
     table.add_column("feature share ↑", justify="right")
+    table.add_column("label precision ↑", justify="right")
     for p in report.providers:
         table.add_row(p.provider + (f" ({markup_safe(report.sae)})" if p.provider == "sae" and report.sae else ""),
-                      cell(p.coherence), cell(p.top10_change), cell(p.feature_share))
-    table.add_row("random rows", cell(report.baseline_coherence), "", "", style="dim")
+                      cell(p.coherence), cell(p.top10_change), cell(p.feature_share), cell(p.label_precision))
+    table.add_row("random rows", cell(report.baseline_coherence), "", "", "", style="dim")
     Console(highlight=False).print(table)
     if args.out:
         print(f"wrote {args.out}")

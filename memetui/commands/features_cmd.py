@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sae", default=None, help="SAE name in INDEX/sae or a path (default: the first one)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for the HTML pages")
     parser.add_argument("--labels", action="store_true",
-                        help="(re)compute text labels with the index's CLIP text tower and save them in the SAE")
+                        help="(re)compute labels (CLIP text tower and exemplar words) and save them in the SAE")
     add_device_argument(parser)
 
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         from ..sae.labels import label_sae
         from ..sae.model import _stem
 
-        label_sae(sae, Embedder(store.model.name, store.model.pretrained, device=args.device))
+        label_sae(sae, Embedder(store.model.name, store.model.pretrained, device=args.device), store=store)
         path = Path(name)
         path = _stem(path) if len(path.parts) > 1 or path.suffix else store.sae_dir / name
         sae.save_config(path)

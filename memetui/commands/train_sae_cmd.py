@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task, completed=p.step, total=p.total_steps, info=info)
 
         result = train(data, cfg, on_step)
+    result.sae.meta.setdefault("metrics", {})["dead_train_rows"] = result.final.train.dead_fraction  # for `info`
     if data.store is not None and not args.no_labels:
         _label(result.sae, data.store)
     path = save_result(result, out, name)
@@ -68,22 +69,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"validation: FVU {m.fvu:.4f}, L0 {m.l0:.1f}, dead {m.dead_fraction:.2%}, cosine {m.mean_cosine:.4f} "
           f"({m.samples} rows); {result.samples_per_s:,.0f} samples/s ({result.matmul} encoder, "
           f"{'fused' if result.fused_adam else 'foreach'} Adam)")
-    print(f"dead latents: {result.dead_window:.2%} silent in the last "
-          f"{result.sae.meta['metrics']['dead_window_samples']:,} training samples, "
-          f"{result.final.dead_all_rows:.2%} fire on none of the {result.final.val.samples + result.final.train.samples:,} rows; "
-          f"train FVU {result.final.train.fvu:.4f}")
+    final = result.final
+    print(f"dead latents (fire on no row): {final.train.dead_fraction:.2%} of the {final.train.samples:,} training rows, "
+          f"{final.val.dead_fraction:.2%} of the {final.val.samples:,} validation rows, {final.dead_all_rows:.2%} of all "
+          f"{final.val.samples + final.train.samples:,} rows; {result.dead_window:.2%} silent in the last "
+          f"{result.sae.meta['metrics']['dead_window_samples']:,} training samples; train FVU {final.train.fvu:.4f}")
     print(f"saved {path}.safetensors, {path}.json, {path}.metrics.json, {path}.curve.png")
     return 0
 
 
 def _label(sae, store) -> None:
-    """Label features with the index's CLIP text tower when it and the vocabulary can be loaded."""
+    """Label features with the index's CLIP text tower and their exemplars' words, when the model loads."""
     from ..embed import Embedder
     from ..errors import MemetuiError
     from ..sae.labels import label_sae
 
     try:
         embedder = Embedder(store.model.name, store.model.pretrained)
-        label_sae(sae, embedder)
+        label_sae(sae, embedder, store=store)
     except MemetuiError as exc:
         print(f"labels skipped: {exc}")

@@ -139,6 +139,10 @@ class SAESummary(NamedTuple):
     """Share of latents silent for the last min(10M, samples trained) training samples."""
     dead_all_rows: float | None
     """Share of latents that fire on no row of the data it was trained on."""
+    dead_val: float | None = None
+    """Share of latents that fire on no validation row."""
+    dead_train: float | None = None
+    """Share of latents that fire on no training row."""
 
 
 def describe(path: str | Path) -> SAESummary:
@@ -148,13 +152,14 @@ def describe(path: str | Path) -> SAESummary:
         config: dict[str, Any] = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         metrics = config.get("metrics") or {}
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return SAESummary(path.name, None, None, None, None, None)
+        return SAESummary(path.name, None, None, None, None, None, None, None)
 
     def number(value):
         return float(value) if isinstance(value, (int, float)) else None
 
     return SAESummary(path.name, config.get("n_latents"), config.get("k"), number(metrics.get("fvu")),
-                      number(metrics.get("dead_window")), number(metrics.get("dead_all_rows")))
+                      number(metrics.get("dead_window")), number(metrics.get("dead_all_rows")),
+                      number(metrics.get("dead_fraction")), number(metrics.get("dead_train_rows")))
 
 
 def save_outputs(result, out_dir: str | Path, name: str) -> Path:
@@ -189,10 +194,11 @@ def check_output_folder(folder: Path) -> None:
 
 
 def summary_text(summary: SAESummary) -> str:
-    """One line for `info`: shape, validation FVU and both dead fractions ('?' where not recorded)."""
+    """One line for `info`: shape, validation FVU and the dead fractions ('?' where not recorded)."""
     def pct(value):
         return "?" if value is None else f"{value:.2%}"
 
     fvu = "?" if summary.val_fvu is None else f"{summary.val_fvu:.4f}"
-    return (f"{summary.name}: n={summary.n_latents} k={summary.k} val FVU {fvu}, dead {pct(summary.dead_window)} "
-            f"(training window), {pct(summary.dead_all_rows)} (all rows)")
+    return (f"{summary.name}: n={summary.n_latents} k={summary.k} val FVU {fvu}, dead {pct(summary.dead_all_rows)} "
+            f"of all rows (train {pct(summary.dead_train)}, validation {pct(summary.dead_val)}), "
+            f"{pct(summary.dead_window)} (training window)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 
@@ -32,3 +34,32 @@ class DeadTracker:
         if self.seen == 0:
             return 0.0
         return float(self.dead(min(window, self.seen)).double().mean())
+
+
+class DeadCounts(NamedTuple):
+    """Latents that fire on no row of a split (fractions of all latents) and the rows read."""
+
+    train: float
+    val: float
+    all: float
+    train_rows: int
+    val_rows: int
+
+
+def dead_by_split(sae, store) -> DeadCounts:
+    """Shares of `sae`'s latents that fire on no training row, no validation row and no live row of `store`
+    (the split the SAE was trained with: its `val_fraction`, row hashes as in training)."""
+    import numpy as np
+
+    from .data import split_rows
+    from .export import feature_stats
+
+    live = np.flatnonzero(store.live_mask())
+    val_fraction = float((sae.meta.get("training") or {}).get("val_fraction", 0.1))
+    split = split_rows(live, val_fraction)
+    fired = {}
+    for name, rows in (("train", split.train), ("val", split.val)):
+        fired[name] = feature_stats(sae, store.embeddings, rows, top=1, low=1).rate > 0 if len(rows) else \
+            np.zeros(sae.n_latents, bool)
+    return DeadCounts(float((~fired["train"]).mean()), float((~fired["val"]).mean()),
+                      float((~(fired["train"] | fired["val"])).mean()), len(split.train), len(split.val))

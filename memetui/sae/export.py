@@ -1,6 +1,6 @@
 """Static HTML feature browser: pages of 512 features sorted by activation rate on the validation split.
 
-Each feature shows its activation rate, its label (when the SAE has labels), its top-10
+Each feature shows its activation rate, its labels (text tower · exemplar words, when stored), its top-10
 max-activating exemplars and a few weakest non-zero ones, as thumbnails copied (downscaled) into the
 output folder — the pages open offline, with no external resources. All text is HTML-escaped.
 """
@@ -97,7 +97,7 @@ CSS = """body{font-family:sans-serif;margin:1em;background:#fafafa}
 
 def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Sequence[int]], list[Path]] | None,
                 labels: Sequence[Sequence[str] | str] | None = None, title: str = "SAE features",
-                page_size: int = PAGE_SIZE) -> list[Path]:
+                page_size: int = PAGE_SIZE, exemplar_labels: Sequence[Sequence[str] | str] | None = None) -> list[Path]:
     """Write index.html + features-NNN.html (page_size features each) into out_dir; returns the pages.
 
     `paths_of(rows)` maps index rows to image paths (None: exemplars are shown as row numbers).
@@ -134,10 +134,10 @@ def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Se
                  f"<p>{len(order)} features, rates over {stats.samples} validation samples. "
                  f"Sorted by activation rate.</p><div class='nav'>{nav}</div>"]
         for j in ids:
-            label = labels[j] if labels is not None and j < len(labels) else None
-            label = ", ".join(label) if isinstance(label, (list, tuple)) else label
+            label, words = _joined(labels, j), _joined(exemplar_labels, j)
             parts.append(f'<div class="f" id="f{j}"><h3>feature {j} · rate {stats.rate[j]:.4%}'
-                         + (f' · <span class="lab">{html_safe(str(label))}</span>' if label else "") + "</h3>")
+                         + (f' · <span class="lab">{html_safe(label)}</span>' if label else "")
+                         + (f' · exemplars: <span class="lab">{html_safe(words)}</span>' if words else "") + "</h3>")
             parts.extend(exemplar(int(r), float(a), False) for r, a in zip(stats.top_rows[j], stats.top_acts[j]) if r >= 0)
             parts.extend(exemplar(int(r), float(a), True) for r, a in zip(stats.low_rows[j], stats.low_acts[j]) if r >= 0)
             parts.append("</div>")
@@ -152,6 +152,12 @@ def export_html(stats: FeatureStats, out_dir: str | Path, paths_of: Callable[[Se
     return [index, *files]
 
 
+def _joined(labels, j: int) -> str:
+    """Label `j` of a per-latent list (a list of words or a string) as one string; '' when none."""
+    label = labels[j] if isinstance(labels, (list, tuple)) and j < len(labels) else None
+    return ", ".join(map(str, label)) if isinstance(label, (list, tuple)) else str(label or "")
+
+
 def export_index_features(store, sae, out_dir: str | Path, title: str | None = None) -> list[Path]:
     """Feature browser of `sae` over the validation split of `store`'s live rows."""
     from .train import split_rows
@@ -163,4 +169,5 @@ def export_index_features(store, sae, out_dir: str | Path, title: str | None = N
     _, val = split_rows(live, val_fraction)
     rows = val if len(val) >= 1 else live
     stats = feature_stats(sae, store.embeddings, rows)
-    return export_html(stats, out_dir, store.paths, sae.labels, title or f"SAE features — {store.path.name}")
+    return export_html(stats, out_dir, store.paths, sae.labels, title or f"SAE features — {store.path.name}",
+                       exemplar_labels=sae.meta.get("exemplar_labels"))

@@ -1,7 +1,12 @@
-"""Automatic text labels for SAE features: the vocabulary entries closest to each decoder direction.
+"""Automatic text labels for SAE features, from two sources stored side by side in the checkpoint.
 
-label(j) = top-3 vocabulary entries v by cos(v − v̄, W_dec[j]), with v the CLIP text embedding of an
-entry and v̄ the vocabulary's mean embedding (removed so that generic words do not win everywhere).
+- `labels` (text tower): label(j) = top-3 vocabulary entries v by cos(v − v̄, W_dec[j]), with v the
+  CLIP text embedding of an entry and v̄ the vocabulary's mean embedding (removed so that generic
+  words do not win everywhere). The vocabulary is `<checkpoint stem>.vocab.txt` beside the model's
+  checkpoint when there is one (the demo CLIP: the words it was trained on), else
+  memetui/data/vocab.txt (general English nouns, for real CLIPs);
+- `exemplar_labels`: the most distinctive words (tf-idf, memetui.sae.words) of the feature's top-10
+  exemplars over the whole index: captions, folder and file names and text in the image (OCR).
 """
 
 from __future__ import annotations
@@ -59,10 +64,58 @@ def label_directions(directions: torch.Tensor | np.ndarray, vocab: Sequence[str]
     return labels
 
 
-def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3) -> list[list[str]]:
-    """Label every latent of `sae` with `embedder.embed_texts` of the vocabulary; sets `sae.labels`."""
-    vocab = list(vocab) if vocab is not None else load_vocabulary()
+def vocabulary_file(pretrained: str | None) -> Path:
+    """`<checkpoint stem>.vocab.txt` beside the local checkpoint `pretrained` when it exists, else VOCAB_FILE."""
+    from ..embed import resolve_checkpoint
+    from ..errors import ModelLoadError
+
+    try:
+        checkpoint = resolve_checkpoint(pretrained)
+    except ModelLoadError:
+        checkpoint = None
+    if checkpoint is not None:
+        beside = checkpoint.with_name(checkpoint.name.split(".")[0] + ".vocab.txt")
+        if beside.is_file():
+            return beside
+    return VOCAB_FILE
+
+
+def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, store=None) -> list[list[str]]:
+    """Label every latent of `sae` with `embedder.embed_texts` of the vocabulary (sets `sae.labels`) and,
+    given the index `store`, with its exemplars' words (sets `sae.meta['exemplar_labels']`)."""
+    source = "given"
+    if vocab is None:
+        file = vocabulary_file(getattr(getattr(embedder, "info", None), "pretrained", None))
+        vocab, source = load_vocabulary(file), file.name
+    vocab = list(vocab)
     if embedder.dim != sae.d:
         raise SAEError(f"text model dimension {embedder.dim} does not match the SAE's {sae.d}")
     sae.labels = label_directions(sae.decoder_directions.cpu(), vocab, embedder.embed_texts(vocab), top)
+    sources = {"labels": f"text tower, vocabulary {source} ({len(vocab)} entries)"}
+    if store is not None:
+        sae.meta["exemplar_labels"] = exemplar_labels(sae, store, top)
+        sources["exemplar_labels"] = "tf-idf words of the top-10 exemplars' captions, file names and OCR text"
+    sae.meta["label_sources"] = sources
     return sae.labels
+
+
+def exemplar_labels(sae, store, top: int = 3, exemplars: int = 10) -> list[list[str]]:
+    """Per latent, the `top` most distinctive words of its top-`exemplars` rows over all live rows of `store`."""
+    from ..index.captions import row_documents
+    from .export import feature_stats
+    from .words import document_frequencies, exemplar_words
+
+    if sae.d != store.dim:
+        raise SAEError(f"SAE dimension {sae.d} does not match the index's {store.dim}")
+    stats = feature_stats(sae, store.embeddings, np.flatnonzero(store.live_mask()), top=exemplars, low=1)
+    doc_words, df = document_frequencies(row_documents(store))
+    return [[clean_label(w) for w in found] for found in exemplar_words(stats.top_rows, doc_words, df, top)]
+
+
+def text_labeller(embedder, vocab: Sequence[str] | None = None, top: int = 3):
+    """A function [n, d] directions -> their text-tower labels (vocabulary embedded once, as `label_sae` does)."""
+    if vocab is None:
+        vocab = load_vocabulary(vocabulary_file(getattr(getattr(embedder, "info", None), "pretrained", None)))
+    vocab = list(vocab)
+    embedded = embedder.embed_texts(vocab)
+    return lambda directions: label_directions(directions, vocab, embedded, top)

@@ -9,7 +9,10 @@ Two properties a useful steering direction has:
   `top10_change` = 1 − |top10(q₀) ∩ top10(q₁)|/10, and (with an SAE) `feature_share` =
   |Δa_j| / Σᵢ|Δaᵢ|, where Δa = SAE code(q₁) − code(q₀) and j is the stepped feature (SAE) or the
   feature whose decoder column is closest to v (PCA, random): how much of the change in the
-  SAE's reading of the query lands on the one feature being steered.
+  SAE's reading of the query lands on the one feature being steered;
+- **label precision** (when the index has captions and a labeller is given): the share of
+  directions whose first text-tower label (the same vocabulary and rule for every provider,
+  memetui.sae.labels) occurs in the captions of ≥ `min_hits` of its top-10 exemplars.
 
 Directions per provider: SAE features that fire on a sample of rows; the leading PCA components;
 seeded random directions. Step pairs: each start query (an index row) with the provider's most
@@ -48,9 +51,11 @@ class CompareOptions:
     """Bootstrap resamples for the 95% intervals."""
     seed: int = 0
     """Seed for sampling rows, features, random directions and bootstrap."""
+    min_hits: int = 3
+    """Label precision: a label is right when it occurs in the captions of at least this many exemplars."""
 
     def __post_init__(self):
-        for name in ("directions", "starts", "per_start", "exemplars", "bootstrap"):
+        for name in ("directions", "starts", "per_start", "exemplars", "bootstrap", "min_hits"):
             if getattr(self, name) < 1:
                 raise QueryError(f"{name} must be >= 1")
         if not self.step_size > 0:
@@ -77,6 +82,10 @@ class ProviderScores(NamedTuple):
     top10_change: Interval
     feature_share: Interval | None
     """None when the index has no SAE."""
+    label_precision: Interval | None = None
+    """None without captions or a labeller."""
+    examples: tuple = ()
+    """(direction id, first label, exemplars whose caption holds it) for the first few directions."""
 
 
 class CompareReport(NamedTuple):
@@ -98,6 +107,8 @@ class CompareReport(NamedTuple):
                 p.provider: {
                     "coherence": p.coherence.to_dict(), "top10_change": p.top10_change.to_dict(),
                     "feature_share": p.feature_share.to_dict() if p.feature_share else None,
+                    "label_precision": p.label_precision.to_dict() if p.label_precision else None,
+                    "examples": [list(e) for e in p.examples],
                 } for p in self.providers
             },
         }
@@ -125,10 +136,11 @@ def mean_pairwise_cosine(x: np.ndarray) -> float:
 
 
 def compare(store, providers: dict, search, sae=None, options: CompareOptions | None = None,
-            progress=None) -> CompareReport:
+            progress=None, labeller=None, captions: dict[int, str] | None = None) -> CompareReport:
     """Score each provider in `providers` (name -> DirectionProvider; 'random' is replaced by fresh
     seeded directions) on `store`'s rows. `search(vector, k)` is the ANN the app uses (returns Hits);
     `sae` (SAEDirections) measures how a step's change lands on the stepped feature.
+    `labeller([n, d] vectors) -> [n] label lists` and `captions` (row -> text) give label precision.
     `progress(name)` is called as each provider starts."""
     options = options or CompareOptions()
     rng = np.random.default_rng(options.seed)
@@ -147,16 +159,32 @@ def compare(store, providers: dict, search, sae=None, options: CompareOptions | 
             progress(name)
         provider = random_dirs if name == "random" else provider
         ids = _coherence_ids(emb, name, provider, options, rng, live)
-        coherence = [mean_pairwise_cosine(emb[np.sort(search(provider.vector(j), k).rows)]) for j in ids]
+        exemplars = [np.sort(search(provider.vector(j), k).rows) for j in ids]
+        coherence = [mean_pairwise_cosine(emb[rows]) for rows in exemplars]
         changes, shares = _locality(emb, search, sae, name, provider, starts, options)
+        precision, examples = None, ()
+        if labeller is not None and captions:
+            hits, examples = _label_hits(labeller, provider, ids, exemplars, captions)
+            precision = bootstrap_mean((hits >= options.min_hits).astype(np.float64), options.bootstrap, rng)
         scores.append(ProviderScores(
             name,
             bootstrap_mean(np.array(coherence), options.bootstrap, rng),
             bootstrap_mean(changes, options.bootstrap, rng),
             bootstrap_mean(shares, options.bootstrap, rng) if shares is not None else None,
+            precision, examples,
         ))
     return CompareReport(str(store.path), int(len(live)), getattr(sae, "sae_name", None),
                          bootstrap_mean(np.array(baseline), options.bootstrap, rng), scores, options)
+
+
+def _label_hits(labeller, provider, ids, exemplars, captions, shown: int = 8):
+    """Per direction, how many of its exemplars' captions hold its first label; a few examples."""
+    from ..sae.words import label_hits
+
+    labels = labeller(np.stack([provider.vector(j) for j in ids])) if ids else []
+    firsts = [found[0] if found else "" for found in labels]
+    hits = np.array([label_hits(first, rows, captions) if first else 0 for first, rows in zip(firsts, exemplars)])
+    return hits, tuple((int(j), first, int(h)) for j, first, h in list(zip(ids, firsts, hits))[:shown])
 
 
 def _coherence_ids(emb, name, provider, options, rng, live) -> list[int]:

@@ -37,8 +37,10 @@ class SAEDirections:
     name = "sae"
 
     def __init__(self, w_enc, b_enc, b_pre, w_dec, k: int, scale: float = 1.0, input_norm: float = 1.0,
-                 labels: Mapping[int, str] | Sequence[str] | None = None, sae_name: str = "sae"):
-        """Shapes: w_enc [n, d], b_enc [n], b_pre [d], w_dec [d, n]; x̃ = (x − b_pre)/scale."""
+                 labels: Mapping[int, str] | Sequence[str] | None = None, sae_name: str = "sae",
+                 exemplar_labels: Sequence[Sequence[str]] | None = None):
+        """Shapes: w_enc [n, d], b_enc [n], b_pre [d], w_dec [d, n]; x̃ = (x − b_pre)/scale.
+        `labels`: text-tower labels; `exemplar_labels`: words of each latent's exemplars (both optional)."""
         import torch
 
         w_enc = torch.as_tensor(np.asarray(w_enc, dtype=np.float32)).contiguous()
@@ -62,6 +64,7 @@ class SAEDirections:
         # pre(q) = (r/‖q‖) / s · W_enc q + (b_enc − W_enc b_pre / s)
         self._offset = b_enc - self.project(b_pre) / self.scale
         self._labels = labels
+        self._exemplar_labels = exemplar_labels if isinstance(exemplar_labels, (list, tuple)) else None
 
     @classmethod
     def from_sae(cls, sae, sae_name: str = "sae") -> "SAEDirections":
@@ -70,7 +73,8 @@ class SAEDirections:
             return tensor.detach().float().cpu().numpy()
 
         return cls(array(sae.W_enc), array(sae.b_enc), array(sae.b_pre), array(sae.W_dec).T, k=sae.k,
-                   scale=sae.scale, input_norm=sae.input_norm, labels=sae.labels, sae_name=sae_name)
+                   scale=sae.scale, input_norm=sae.input_norm, labels=sae.labels, sae_name=sae_name,
+                   exemplar_labels=sae.meta.get("exemplar_labels"))
 
     def __len__(self) -> int:
         return self.n_latents
@@ -85,17 +89,32 @@ class SAEDirections:
         return self._rows
 
     def label(self, id: int) -> str:  # noqa: A002
-        """The stored label of latent `id` (raw text: best CLIP vocabulary words), else 'feature id'."""
+        """Both stored labels of latent `id` (raw text), e.g. 'yellow, emoji, face · exemplars: banana, moon';
+        'feature id' when it has none."""
         id = check_direction_id("sae", id, self.n_latents)  # noqa: A001
+        text, words = self.text_label(id), self.exemplar_label(id)
+        if words:
+            return f"{text} · exemplars: {words}" if text else f"exemplars: {words}"
+        return text or f"feature {id}"
+
+    def text_label(self, id: int) -> str:  # noqa: A002
+        """The text-tower label of latent `id` (best CLIP vocabulary words, comma-separated), '' when none."""
         labels = self._labels
         text = None
         if isinstance(labels, Mapping):
             text = labels.get(id, labels.get(str(id)))
-        elif labels is not None and id < len(labels):
+        elif labels is not None and 0 <= id < len(labels):
             text = labels[id]
         if isinstance(text, (list, tuple)):
             text = ", ".join(map(str, text))
-        return str(text) if text else f"feature {id}"
+        return str(text) if text else ""
+
+    def exemplar_label(self, id: int) -> str:  # noqa: A002
+        """The exemplar words of latent `id` (comma-separated), '' when none."""
+        found = self._exemplar_labels[id] if self._exemplar_labels is not None and 0 <= id < len(self._exemplar_labels) else None
+        if isinstance(found, (list, tuple)):
+            return ", ".join(map(str, found))
+        return str(found) if found else ""
 
     # -- encoding ------------------------------------------------------------------------------
     def project(self, e: np.ndarray) -> np.ndarray:
