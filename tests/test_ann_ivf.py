@@ -118,3 +118,22 @@ def test_backend_is_chosen_by_size():
     assert IvfParams().for_shape(10_000, 100).m == 50  # m divides the dimension, 2-d sub-vectors
     assert IvfParams(m=96, bits=8).for_shape(10_000, 100).m == 25  # 8-bit codes: sub-vectors >= 4 dims
     assert IvfParams(m=96, bits=8).for_shape(1_000_000, 1152).factory == "IVF1024,PQ96"
+
+
+def test_rerank_rows_are_the_exact_fp16_rows_widened(tmp_path):
+    import sys
+
+    from memetui.index.ivf import rows_float32
+
+    data = clustered(500, 24, seed=9)
+    np.save(tmp_path / "e.npy", data)
+    mapped = np.load(tmp_path / "e.npy", mmap_mode="r")
+    rows = np.array([0, 3, 4, 250, 499])
+    expected = data[rows].astype(np.float32)
+    assert rows_float32(mapped, rows).tobytes() == expected.tobytes()  # torch's widening, when loaded
+    torch = sys.modules.pop("torch", None)
+    try:
+        assert rows_float32(mapped, rows).tobytes() == expected.tobytes()  # numpy's (the CLI)
+    finally:
+        if torch is not None:
+            sys.modules["torch"] = torch
