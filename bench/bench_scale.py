@@ -1,6 +1,7 @@
-"""Benchmark at 1M x 1152: import, kill + resume, IVF-PQ ANN, keypress path, `memetui search`, SAE at 65,536 latents.
+"""Benchmark at 1M x 1152: import, kill + resume, ANN, keypress, cold start, `memetui search`, SAE at 65,536 latents.
 
     nice -n 10 python bench/bench_scale.py --data /work/scale_data        # everything, once
+    nice -n 10 python bench/bench_scale.py --data /work/scale_data --only keypress,cold
     python bench/bench_scale.py --data /tmp/s --rows 60000 --shards 3     # a quick dry run
 
 Data (generated once into --data, never into the repository): clip-retrieval output,
@@ -9,7 +10,11 @@ on this machine, url, caption, width, height, similarity). Shards come from thre
 turn: power-law clusters sharing a mean (bench_search.py's CLIP-like shape), a sparse Zipf
 dictionary (memetui.sae.synthetic), and a Gaussian mixture with Zipf-sized clusters. The index
 claims a 1152-d model saved under DATA/models (random weights) so `memetui search` can embed text.
-Every heavy step runs in a child process, whose peak RSS is read from getrusage. Results: DATA/results.json.
+The keypress, cold start, features and train-sae parts use a 65,536-latent, k 64 SAE saved once
+in DATA/full/sae (keypress65k). Every heavy step runs in a child process, whose peak RSS and CPU
+time are read from getrusage: on a shared machine wall time includes waiting for a core, so CPU
+times are reported beside it. Results merge into DATA/results.json; ANN candidates are compared
+by bench/bench_ann_scale.py.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +40,9 @@ import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 t0 = time.perf_counter(); marks = {{}}
 {body}
-print("RESULT " + json.dumps({{"wall": time.perf_counter() - t0, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, **marks}}))
+used = resource.getrusage(resource.RUSAGE_SELF)
+print("RESULT " + json.dumps({{"wall": time.perf_counter() - t0, "cpu_s": used.ru_utime + used.ru_stime,
+                              "rss_gb": used.ru_maxrss / 2**20, **marks}}))
 """
 IMPORT_BODY = """
 import os, signal
@@ -206,7 +214,7 @@ def ann_figures(index: Path, queries: int) -> dict:
     qs = steered(store.embeddings, queries)
     truth = exact_top(store.embeddings, qs)
     out = {"backend": ann.backend, "bytes": (index / IVF_FILE).stat().st_size, "sweep": {}}
-    for nprobe, rerank in ((16, 100), (32, 200), (32, 500), (64, 500), (128, 1000)):
+    for nprobe, rerank in ((64, 1000), (96, 1500), (128, 2000)):  # 96 / 1,500: the default
         searcher = IvfPqSearcher(ann._ivf.index, store.embeddings, IvfParams(nprobe=nprobe, rerank=rerank))
         searcher.search(qs[0], 10)
         times, recall = [], []
@@ -220,109 +228,262 @@ def ann_figures(index: Path, queries: int) -> dict:
     return out
 
 
-def keypress_figures(index: Path, latents: int = 65_536, k: int = 64, repeats: int = 100) -> dict:
-    """step (q + α‖q‖d) + SAE encode (latents, top-k) + ANN search, p50; and encode rows/s for features."""
+KEYPRESS_SAE = "keypress65k"
+
+
+def ensure_keypress_sae(index: Path, latents: int = 65_536, k: int = 64) -> str:
+    """A TopKSAE of `latents` x d (random decoder directions through the data, b_pre/s fitted on
+    4,096 rows) saved in INDEX/sae, so the keypress runs the Session's own SAE path; returns its name."""
     import torch
 
-    from memetui.index.ann import AnnSearcher
     from memetui.index.store import IndexStore
+    from memetui.sae.model import TopKSAE
 
     store = IndexStore.open(index)
-    ann = AnnSearcher(store)
-    dim = store.dim
-    gen = torch.Generator().manual_seed(0)
-    w_enc = torch.randn(latents, dim, generator=gen) / dim ** 0.5
-    w_dec = torch.nn.functional.normalize(torch.randn(latents, dim, generator=gen), dim=1)
-    b_enc, b_pre = torch.zeros(latents), torch.from_numpy(np.asarray(store.embeddings[:4096], np.float32).mean(0))
-    q = torch.from_numpy(np.asarray(store.embeddings[123], np.float32).copy())
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 5):
-            started = time.perf_counter()
-            q = q + 0.25 * q.norm() * w_dec[i % 97]                      # the step
-            pre = torch.relu(w_enc @ ((q / q.norm() - b_pre)) + b_enc)    # SAE encode
-            torch.topk(pre, k)
-            ann.search(q.numpy(), 24)                                     # the results
-            if i >= 5:
-                times.append((time.perf_counter() - started) * 1000)
-        batch = torch.from_numpy(np.asarray(store.embeddings[:4096], np.float32))
-        started = time.perf_counter()
-        torch.topk(torch.relu((batch - b_pre) @ w_enc.T + b_enc), k, dim=1)
-        rows_per_s = 4096 / (time.perf_counter() - started)
-    return {"keypress_p50_ms": statistics.median(times), "keypress_p95_ms": float(np.percentile(times, 95)),
-            "encode_rows_per_s": rows_per_s, "features_minutes_extrapolated": store.count / rows_per_s / 60}
+    if KEYPRESS_SAE in store.sae_names():
+        return KEYPRESS_SAE
+    sample = torch.from_numpy(np.asarray(store.embeddings[:: max(1, store.count // 4096)][:4096], np.float32))
+    sae = TopKSAE(store.dim, latents, k, meta={"model": {"name": store.model.name, "sha256": store.model.sha256}})
+    sae.init_from_data_(sample, pre_bias="mean")
+    store.sae_dir.mkdir(exist_ok=True)
+    sae.save(store.sae_dir / KEYPRESS_SAE)
+    return KEYPRESS_SAE
 
 
-def cli_wall(args: list[str], env: dict) -> tuple[float, int, str]:
-    """Wall seconds, exit code and stderr tail of one `memetui` call."""
+def keypress_figures(index: Path, repeats: int = 100, think_s: float = 0.3) -> dict:
+    """The app's keypress through the Session: `l`/`h` (step), the results (ANN search, 24 rows)
+    and the query's SAE features (top-k of 65,536 latents, the pinned latent's reading), p50/p95.
+
+    Every 10 presses another direction is highlighted (select_direction) and the user takes
+    `think_s` before pressing, as in the app; the panel's features of the visible results
+    (features.of_rows: a dense encode of 24 rows, prefetched by the app) are timed apart."""
+    from memetui.session import Session
+
+    name = ensure_keypress_sae(index)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "memetui.cli", *args], capture_output=True, text=True, env={**os.environ, **env})
-    return time.perf_counter() - started, done.returncode, done.stderr[-300:]
+    session = Session.open(index, sae=name, device="cpu")
+    opened_s = time.perf_counter() - started
+    session.add_image(123)
+    session.results(24)
+    directions = [a.id for a in session.active_directions(64)]
+    presses, cpus, of_rows, codes = [], [], [], []
+    for i in range(repeats + 5):
+        if i % 10 == 0:
+            ref = session.select_direction(directions[(i // 10) % len(directions)])
+            time.sleep(think_s)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        session.step(1 if i % 3 else -1)
+        page = session.results(24)
+        t1 = time.perf_counter()
+        session.active_directions(12)
+        session.features.pinned(ref, session.query)
+        t2, c2 = time.perf_counter(), time.thread_time()
+        session.features.of_rows("sae", [r.row for r in page.results[:24]])
+        t3 = time.perf_counter()
+        if i >= 5:
+            presses.append((t2 - t0) * 1000)
+            cpus.append((c2 - c0) * 1000)
+            codes.append((t2 - t1) * 1000)
+            of_rows.append((t3 - t2) * 1000)
+    out = {"sae": name, "latents": session.directions.sae.n_latents, "k": session.directions.sae.k,
+           "session_open_s": opened_s, "backend": session.searcher.ann.backend,
+           "keypress_p50_ms": statistics.median(presses), "keypress_p95_ms": float(np.percentile(presses, 95)),
+           "keypress_cpu_p50_ms": statistics.median(cpus),
+           "sae_code_p50_ms": statistics.median(codes), "results_of_rows_p50_ms": statistics.median(of_rows),
+           "loadavg": os.getloadavg()[0]}
+    session.close()
+    return out
+
+
+def features_figures(index: Path, rows: int = 8_192) -> dict:
+    """Rows/s of `memetui features`' encode (memetui.sae.export.feature_stats, 65,536 latents) and
+    of the app's feature gallery (memetui.session.feature_stats) over `rows` rows, extrapolated
+    to the rows each covers (features: the validation split, ~10 %; the gallery: every row)."""
+    from memetui.index.store import IndexStore
+    from memetui.sae import export
+    from memetui.sae.model import load_for_index
+    from memetui.sae.train import split_rows
+    from memetui.session import feature_stats
+    from memetui.steer.sae_directions import SAEDirections
+
+    store = IndexStore.open(index)
+    sae = load_for_index(ensure_keypress_sae(index), store)
+    validation = len(split_rows(np.flatnonzero(store.live_mask()), 0.1)[1])
+
+    def cpu() -> float:
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        return used.ru_utime + used.ru_stime
+
+    started, cpu0 = time.perf_counter(), cpu()
+    export.feature_stats(sae, store.embeddings, np.arange(rows))
+    cli_rate, cli_cpu = rows / (time.perf_counter() - started), rows / (cpu() - cpu0)
+    directions = SAEDirections.from_sae(sae)
+    started, cpu0 = time.perf_counter(), cpu()
+    feature_stats.feature_stats(directions, store.embeddings[:rows])
+    gallery_rate, gallery_cpu = rows / (time.perf_counter() - started), rows / (cpu() - cpu0)
+    cores = len(os.sched_getaffinity(0))
+    return {"rows": rows, "features_rows_per_s": cli_rate, "features_rows_per_cpu_s": cli_cpu,
+            "features_rows": validation, "features_minutes_extrapolated": validation / cli_rate / 60,
+            "features_minutes_on_idle_cores": validation / (cli_cpu * cores) / 60,
+            "gallery_rows_per_s": gallery_rate, "gallery_rows_per_cpu_s": gallery_cpu,
+            "gallery_minutes_extrapolated": store.count / gallery_rate / 60,
+            "gallery_minutes_on_idle_cores": store.count / (gallery_cpu * cores) / 60, "loadavg": os.getloadavg()[0]}
+
+
+COLD_BODY = """
+import asyncio
+from memetui.session import Session
+from memetui.tui.app import MemeApp
+session = Session.open({index!r}, sae={sae!r}, device="cpu")
+marks["session_open_s"] = time.perf_counter() - t0
+app = MemeApp(session, graphics="halfblock", restore_history=False)
+async def first_results():
+    async with app.run_test(size=(140, 45)) as pilot:
+        while app.results_shown < 1:
+            await pilot.pause(0.005)
+        marks["first_results_s"] = time.perf_counter() - t0
+asyncio.run(first_results())
+import os
+marks["loadavg"] = os.getloadavg()[0]
+"""
+TRAIN_BODY = """
+import os, statistics
+from memetui.sae.train import TrainConfig, Trainer, open_training_data
+data = open_training_data({index!r})
+marks["data_s"] = time.perf_counter() - t0
+cfg = TrainConfig(n_latents={latents}, k={k}, batch_size={batch}, lr={lr})
+trainer = Trainer(data, cfg)
+marks["init_s"] = time.perf_counter() - t0 - marks["data_s"]
+marks["lr_candidates"] = len(trainer.runs)
+def cpu():
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+steps, cpus = [], []
+for _ in range({steps}):
+    started, cpu0 = time.perf_counter(), cpu()
+    trainer.step()
+    steps.append(time.perf_counter() - started)
+    cpus.append(cpu() - cpu0)
+marks["step_s"], marks["step_cpu_s"] = steps, cpus
+marks["samples_per_s"] = {batch} / statistics.median(steps[1:] or steps)
+marks["samples_per_s_on_idle_cores"] = {batch} * len(os.sched_getaffinity(0)) / statistics.median(cpus[1:] or cpus)
+marks["plan_steps"], marks["eval_every"] = trainer.plan.total, trainer.plan.eval_every
+marks["loadavg"] = os.getloadavg()[0]
+"""
+
+
+def cold_start_figures(index: Path, env: dict, sae: str | None = KEYPRESS_SAE) -> dict:
+    """A fresh Python: imports, Session.open (with the SAE) and the Textual app (headless) until its
+    first results are on screen; wall seconds from the child's start, peak RSS."""
+    started = time.perf_counter()
+    out = child(COLD_BODY.format(index=str(index), sae=sae if sae else False), env)
+    out["process_wall_s"] = time.perf_counter() - started
+    return out
+
+
+def train_sae_figures(index: Path, env: dict, steps: int = 4, lr: float | None = 5e-3, latents: int = 65_536,
+                      k: int = 64, batch: int = 1024, timeout: float = 1800) -> dict:
+    """`train-sae --latents 65536 --k 64`'s training steps on the index (the engine's Trainer, no
+    evaluation pass): seconds per step, samples/s, peak RSS; lr None = the learning-rate search."""
+    out = child(TRAIN_BODY.format(index=str(index), latents=latents, k=k, batch=batch, lr=lr, steps=steps),
+                env, timeout=timeout)
+    out.update(steps=steps, batch=batch, lr=lr)
+    return out
+
+
+def cli_wall(args: list[str], env: dict) -> tuple[float, int, str, float]:
+    """Wall seconds, exit code, stderr tail and CPU seconds (user + sys) of one `memetui` call.
+
+    Bytecode is written as an installed package's is (this sandbox sets PYTHONDONTWRITEBYTECODE,
+    which recompiles ~90 modules per call)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run([sys.executable, "-m", "memetui.cli", *args], capture_output=True, text=True, env=child_env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, done.returncode, done.stderr[-300:], cpu
+
+
+def search_cli_figures(index: Path, env: dict, cache: Path) -> dict:
+    """`memetui search cat` with an empty text cache, then 5 repeats (cache hits)."""
+    import shutil
+
+    query = ["search", "cat", "--index", str(index), "-k", "10"]
+    shutil.rmtree(cache / "text", ignore_errors=True)  # only the text embeddings: PCA's cache stays
+    first = cli_wall(query, env)
+    repeats = [cli_wall(query, env) for _ in range(5)]
+    return {"first_s": first[0], "first_cpu_s": first[3], "first_rc": first[1], "stderr": first[2],
+            "repeat_median_s": statistics.median(r[0] for r in repeats), "repeat_max_s": max(r[0] for r in repeats),
+            "repeat_median_cpu_s": statistics.median(r[3] for r in repeats), "loadavg": os.getloadavg()[0]}
+
+
+PARTS = ("import", "ann", "keypress", "features", "cold", "search", "train")
 
 
 def main() -> None:
-    """Run every measurement once and write DATA/results.json."""
+    """Run the measurements asked (default: every one) and merge them into DATA/results.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/scale_data"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=1152)
     parser.add_argument("--shards", type=int, default=10)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--sae-timeout", type=float, default=900)
+    parser.add_argument("--sae-timeout", type=float, default=1800)
     parser.add_argument("--ivf-min", type=int, default=250_000, help="IVF-PQ from this many rows (dry runs: lower)")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
     args = parser.parse_args()
-    data, results = args.data, {}
+    parts = set(args.only.split(","))
+    data = args.data
+    results_file = data / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     src, models = data / "clip_retrieval", data / "models"
     env = {"MEMETUI_MODELS": str(models), "MEMETUI_CACHE_DIR": str(data / "cache"), "HF_HUB_OFFLINE": "1"}
     os.environ.update(env)
-    started = time.perf_counter()
-    generate(src, args.rows, args.dim, args.shards)
-    checkpoint = make_model(models, args.dim)
-    results["generate_s"] = time.perf_counter() - started
-    print(f"data ready ({results['generate_s']:.0f} s)", flush=True)
 
-    def import_into(out: Path, kill_at: int = 0, ann: bool = True) -> dict:
-        body = IMPORT_BODY.format(src=str(src), out=str(out), model=MODEL, ckpt=str(checkpoint), kill_at=kill_at, ann=ann,
-                                  ivf_min=args.ivf_min)
-        return child(body, env)
+    def save(key: str, value) -> None:
+        results[key] = value
+        print(f"{key}:", json.dumps(value), flush=True)
+        results_file.write_text(json.dumps(results, indent=2))
 
-    import shutil
+    if "import" in parts:
+        started = time.perf_counter()
+        generate(src, args.rows, args.dim, args.shards)
+        checkpoint = make_model(models, args.dim)
+        save("generate_s", time.perf_counter() - started)
 
-    for name in ("full", "resumed"):
-        shutil.rmtree(data / name, ignore_errors=True)
-    results["import"] = import_into(data / "full")
-    print("import:", results["import"], flush=True)
-    results["import_killed"] = import_into(data / "resumed", kill_at=args.rows // 2, ann=False)
-    results["import_resumed"] = import_into(data / "resumed", ann=False)
-    full, resumed = digest_index(data / "full"), digest_index(data / "resumed")
-    results["resume_identical"] = {"embeddings": full[0] == resumed[0], "rows": full[1] == resumed[1]}
-    print("kill + resume:", results["import_killed"].get("rc"), results["import_resumed"], results["resume_identical"], flush=True)
-    shutil.rmtree(data / "resumed", ignore_errors=True)
+        def import_into(out: Path, kill_at: int = 0, ann: bool = True) -> dict:
+            body = IMPORT_BODY.format(src=str(src), out=str(out), model=MODEL, ckpt=str(checkpoint), kill_at=kill_at,
+                                      ann=ann, ivf_min=args.ivf_min)
+            return child(body, env)
 
-    results["ann"] = ann_figures(data / "full", args.queries)
-    results["keypress"] = keypress_figures(data / "full")
-    print("keypress:", results["keypress"], flush=True)
+        import shutil
 
-    query = ["search", "cat", "--index", str(data / "full"), "-k", "10"]
-    shutil.rmtree(data / "cache", ignore_errors=True)
-    first = cli_wall(query, env)
-    repeats = [cli_wall(query, env)[0] for _ in range(5)]
-    results["search_cli"] = {"first_s": first[0], "first_rc": first[1], "repeat_median_s": statistics.median(repeats),
-                             "repeat_max_s": max(repeats), "stderr": first[2]}
-    print("memetui search:", results["search_cli"], flush=True)
-
-    steps, batch = 4, 1024
-    epochs = steps * batch / (0.9 * args.rows)
-    sae = child(f"""
-from memetui.cli import main
-marks["rc"] = main(["train-sae", {str(data / 'full')!r}, "--latents", "65536", "--k", "64", "--epochs", "{epochs:.6f}",
-                    "--batch", "{batch}", "--no-labels", "--name", "scale", "--out", {str(data / 'sae')!r}])
-""", env, timeout=args.sae_timeout)
-    sae["steps"], sae["samples"] = steps, steps * batch
-    results["train_sae"] = sae
-    print("train-sae:", sae, flush=True)
-    (data / "results.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+        for name in ("full", "resumed"):
+            shutil.rmtree(data / name, ignore_errors=True)
+        save("import", import_into(data / "full"))
+        save("import_killed", import_into(data / "resumed", kill_at=args.rows // 2, ann=False))
+        save("import_resumed", import_into(data / "resumed", ann=False))
+        full, resumed = digest_index(data / "full"), digest_index(data / "resumed")
+        save("resume_identical", {"embeddings": full[0] == resumed[0], "rows": full[1] == resumed[1]})
+        shutil.rmtree(data / "resumed", ignore_errors=True)
+    index = data / "full"
+    if "ann" in parts:
+        save("ann", ann_figures(index, args.queries))
+    if "keypress" in parts:
+        save("keypress", keypress_figures(index))
+    if "features" in parts:
+        save("features", features_figures(index))
+    if "cold" in parts:
+        ensure_keypress_sae(index)
+        save("cold_start", {"with_sae_65536": cold_start_figures(index, env),  # SAE mode first: no PCA at start
+                            "without_sae_first_open": cold_start_figures(index, env, None),  # computes PCA, caches it
+                            "without_sae": cold_start_figures(index, env, None)})
+    if "search" in parts:
+        save("search_cli", search_cli_figures(index, env, data / "cache"))  # DATA/cache/text emptied first
+    if "train" in parts:
+        save("train_sae", train_sae_figures(index, env, timeout=args.sae_timeout))
 
 
 if __name__ == "__main__":
