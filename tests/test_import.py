@@ -153,6 +153,18 @@ def test_rclip_database_imports_live_rows_and_local_images(tmp_path):
     assert store.item(0).has_image and store.item(0).path == files[0]
     assert store.dim == 512 and store.model.name == "ViT-B-32"  # rclip's model by default
 
+    # no `files` rows are written (those record `memetui index`'s scan); what the app draws and
+    # `o` opens comes from the item rows: a local image's own file, a remote row's card and reason
+    from memetui.session.searcher import Searcher
+
+    assert store.db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 0
+    searcher = Searcher(store)
+    local = searcher.search(np.asarray(store.embeddings[0], np.float32), 1)[0]
+    assert local.row == 0 and local.path == files[0] and local.thumbnail == files[0]
+    assert local.absent is None and local.card is None
+    remote = searcher.search(np.asarray(store.embeddings[150], np.float32), 1)[0]
+    assert remote.row == 150 and remote.absent.startswith("not on this machine") and remote.card == remote.absent
+
 
 def test_memery_pt_loads_weights_only(tmp_path):
     import torch
