@@ -20,7 +20,9 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 STOPWORDS = frozenset("""
 a an the and or of in on at to for with without by from as is are be was were it its this that these those
 not no but if then than so very too over under into onto off out up down about after before all any some
-each other more most such only own same can will just one two three png jpg jpeg webp gif svg img image
+each other more most such only own same can will just one two three when what who whom how why where which
+you your yours me my mine we our they them their he him his she her hers have has had do does did get got
+png jpg jpeg webp gif svg img image
 images picture file copy new old fe de la le el les des del di da und der die das http https www com
 """.split())
 """Function words and file-name noise: never exemplar words."""
