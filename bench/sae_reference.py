@@ -1,6 +1,6 @@
 """The plain optimised top-k SAE the trainer is measured against (issue 16's reference row).
 
-Gao et al.'s recipe written plainly in ~60 lines: dense fp32 encoder matmul, top-k, the selected
+Gao et al.'s recipe written plainly: dense fp32 encoder matmul, top-k, the selected
 activations recomputed with autograd (so the encoder gets a sparse backward), an `embedding_bag`
 decoder, fused Adam at a constant learning rate, unit-norm decoder rows with the gradient's parallel
 part removed. No AuxK, no schedule, no tricks. Same b_pre/scale as ours so both see the same x̃.
@@ -24,41 +24,61 @@ class ReferenceResult(NamedTuple):
     sae: TopKSAE
     samples_per_s: float
     lr: float
+    cpu_samples_per_s: float = 0.0
+    """Samples per second of the process's CPU time."""
+
+
+class Reference:
+    """The plain SAE in training, one step at a time (so a bench can interleave it with ours)."""
+
+    def __init__(self, data, n: int, k: int, batch: int, lr: float, b_pre: torch.Tensor, scale: float, seed: int = 0):
+        torch.manual_seed(seed)
+        self.data, self.n, self.k, self.batch, self.lr, self.b_pre, self.scale = data, n, k, batch, lr, b_pre, scale
+        gen = torch.Generator().manual_seed(seed)
+        self.W_dec = torch.nn.Parameter(F.normalize(torch.randn(n, data.dim, generator=gen), dim=1))
+        self.W_enc = torch.nn.Parameter(self.W_dec.detach().clone())
+        self.b_enc, self.b_dec = torch.nn.Parameter(torch.zeros(n)), torch.nn.Parameter(torch.zeros(data.dim))
+        self.opt = torch.optim.Adam([self.W_enc, self.b_enc, self.W_dec, self.b_dec], lr=lr, fused=True)
+        self.rng = np.random.default_rng(seed)
+        self.order, self.seconds, self.cpu_seconds, self.steps = np.empty(0, np.int64), 0.0, 0.0, 0
+
+    def step(self) -> None:
+        """One optimiser step on the next batch; only the step (data included) is timed."""
+        if len(self.order) < self.batch:
+            self.order = self.rng.permutation(self.data.train_rows)
+        rows, self.order = self.order[:self.batch], self.order[self.batch:]
+        W_enc, b_enc, W_dec, b_dec = self.W_enc, self.b_enc, self.W_dec, self.b_dec
+        t0, c0 = time.perf_counter(), time.process_time()
+        x = (self.data.batch(rows) - self.b_pre) / self.scale
+        with torch.no_grad():
+            idx = F.linear(x, W_enc, b_enc).topk(self.k, dim=1, sorted=False).indices
+        acts = F.relu(torch.bmm(F.embedding(idx, W_enc), x.unsqueeze(2)).squeeze(2) + b_enc[idx])
+        x_hat = F.embedding_bag(idx, W_dec, per_sample_weights=acts, mode="sum") + b_dec
+        loss = (x_hat - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            W_dec.grad.sub_((W_dec.grad * W_dec).sum(1, keepdim=True) * W_dec)
+        self.opt.step()
+        with torch.no_grad():
+            W_dec.div_(W_dec.norm(dim=1, keepdim=True))
+        self.seconds += time.perf_counter() - t0
+        self.cpu_seconds += time.process_time() - c0
+        self.steps += 1
+
+    def result(self) -> ReferenceResult:
+        """The trained reference as a TopKSAE and its samples/s over the steps so far."""
+        sae = TopKSAE(self.data.dim, self.n, self.k, scale=self.scale)
+        sae.load_state_dict({"W_enc": self.W_enc.detach(), "b_enc": self.b_enc.detach(), "W_dec": self.W_dec.detach(),
+                             "b_dec": self.b_dec.detach(), "b_pre": self.b_pre})
+        return ReferenceResult(sae, self.steps * self.batch / max(self.seconds, 1e-9), self.lr,
+                               self.steps * self.batch / max(self.cpu_seconds, 1e-9))
 
 
 def train_reference(data, n: int, k: int, batch: int, steps: int, lr: float, b_pre: torch.Tensor, scale: float,
                     seed: int = 0) -> ReferenceResult:
     """Train the plain SAE for `steps` batches of `data.train_rows`; time only the steps (data included)."""
-    torch.manual_seed(seed)
-    d = data.dim
-    gen = torch.Generator().manual_seed(seed)
-    W_dec = torch.nn.Parameter(F.normalize(torch.randn(n, d, generator=gen), dim=1))
-    W_enc = torch.nn.Parameter(W_dec.detach().clone())
-    b_enc, b_dec = torch.nn.Parameter(torch.zeros(n)), torch.nn.Parameter(torch.zeros(d))
-    params = [W_enc, b_enc, W_dec, b_dec]
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
-    rng = np.random.default_rng(seed)
-    order, seconds = np.empty(0, np.int64), 0.0
+    ref = Reference(data, n, k, batch, lr, b_pre, scale, seed)
     for _ in range(steps):
-        if len(order) < batch:
-            order = rng.permutation(data.train_rows)
-        rows, order = order[:batch], order[batch:]
-        t0 = time.perf_counter()
-        x = (data.batch(rows) - b_pre) / scale
-        with torch.no_grad():
-            idx = F.linear(x, W_enc, b_enc).topk(k, dim=1, sorted=False).indices
-        acts = F.relu(torch.bmm(F.embedding(idx, W_enc), x.unsqueeze(2)).squeeze(2) + b_enc[idx])
-        x_hat = F.embedding_bag(idx, W_dec, per_sample_weights=acts, mode="sum") + b_dec
-        loss = (x_hat - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            W_dec.grad.sub_((W_dec.grad * W_dec).sum(1, keepdim=True) * W_dec)
-        opt.step()
-        with torch.no_grad():
-            W_dec.div_(W_dec.norm(dim=1, keepdim=True))
-        seconds += time.perf_counter() - t0
-    sae = TopKSAE(d, n, k, scale=scale)
-    sae.load_state_dict({"W_enc": W_enc.detach(), "b_enc": b_enc.detach(), "W_dec": W_dec.detach(),
-                         "b_dec": b_dec.detach(), "b_pre": b_pre})
-    return ReferenceResult(sae, steps * batch / max(seconds, 1e-9), lr)
+        ref.step()
+    return ref.result()

@@ -16,7 +16,9 @@ from memetui.sae.metrics import (ReconstructionStats, dead_fraction, fire_counts
 from memetui.sae.model import TopKSAE  # noqa: E402
 from memetui.sae.synthetic import sparse_dictionary_data  # noqa: E402
 from memetui.sae.dead import DeadTracker  # noqa: E402
-from memetui.sae.train import TrainConfig, lr_at, open_training_data, save_result, split_rows, train  # noqa: E402
+from memetui.sae.config import LR_FACTORS  # noqa: E402
+from memetui.sae.train import (TrainConfig, Trainer, lr_at, open_training_data, save_result, split_rows,  # noqa: E402
+                               train)
 
 X = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
 X_HAT = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
@@ -141,3 +143,33 @@ def test_training_reports_dead_over_the_window_and_over_every_row():
     assert result.final.dead_all_rows <= result.metrics.dead_fraction  # more rows, fewer never-firing latents
     assert result.final.val.fvu == result.metrics.fvu and 0 < result.final.train.fvu < 1
     assert set(result.profile_ms) >= {"data", "encode", "select", "decode", "backward", "optimiser", "dead"}
+
+
+def test_learning_rate_search_keeps_the_candidate_with_the_lowest_fresh_batch_fvu():
+    data = open_training_data(sparse_dictionary_data(4000, d=16, atoms=32, active=2, seed=5).x)
+    cfg = TrainConfig(n_latents=64, k=4, epochs=2, batch_size=128, lr_search=0.25)
+    trainer = Trainer(data, cfg)
+    assert [run.lr for run in trainer.runs] == pytest.approx([cfg.learning_rate * f for f in LR_FACTORS])
+    assert all(torch.equal(run.sae.W_enc, trainer.sae.W_enc) for run in trainer.runs)  # one init, copied
+    assert trainer.plan.search == round(0.25 * trainer.plan.total)
+    histories = []
+    while len(trainer.runs) > 1:
+        histories = [run.history for run in trainer.runs]
+        trainer.step()
+    assert trainer.steps_done == trainer.plan.search
+    last = trainer.search["scored_steps"]
+    scores = [np.mean([h["fvu"] for h in history[-last:]]) for history in histories]
+    assert trainer.search["scores"] == pytest.approx(scores)
+    assert trainer.runs[0].lr == trainer.search["chosen"] == trainer.search["candidates"][int(np.argmin(scores))]
+    while not trainer.done:
+        trainer.step()
+    result = trainer.finish()
+    assert result.sae.meta["training"]["lr_used"] == trainer.search["chosen"]
+    assert len(result.history) == trainer.plan.total and result.history[0]["lr"] < trainer.search["chosen"]
+
+
+def test_a_given_learning_rate_trains_one_run():
+    data = open_training_data(sparse_dictionary_data(2000, d=16, atoms=32, active=2, seed=6).x)
+    trainer = Trainer(data, TrainConfig(n_latents=64, k=4, batch_size=128, lr=4e-3))
+    assert [run.lr for run in trainer.runs] == [4e-3] and trainer.plan.search == 0
+    assert TrainConfig(lr_search=0).lr_candidates() == [TrainConfig().learning_rate]

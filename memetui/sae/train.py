@@ -6,6 +6,7 @@ metrics (`metrics.py`), checkpoints (`checkpoint.py`) and the curve (`plot.py`) 
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,17 +32,20 @@ class Plan(NamedTuple):
     eval_every: int
     k_aux: int
     aux_window: int
+    search: int
+    """Steps during which the learning-rate candidates train side by side (0: one learning rate)."""
 
 
-def make_plan(cfg: TrainConfig, n_train: int, d: int) -> Plan:
-    """Steps (epochs × ⌊N_train / batch⌋, capped by max_steps), warm-up, eval cadence, AuxK size/window."""
+def make_plan(cfg: TrainConfig, n_train: int, d: int, candidates: int = 1) -> Plan:
+    """Steps (epochs × ⌊N_train / batch⌋, capped by max_steps), warm-up, eval cadence, AuxK, lr search."""
     per_epoch = max(n_train // cfg.batch_size, 1)
     total = max(int(round(cfg.epochs * per_epoch)), 1)
     total = min(total, cfg.max_steps) if cfg.max_steps else total
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(max(total // 20, 1), 1000)
     k_aux = cfg.k_aux if cfg.k_aux is not None else min(d // 2, 512)
     aux_window = cfg.aux_window or 4 * cfg.batch_size
-    return Plan(total, warmup, cfg.eval_every or max(total // 4, 1), k_aux, aux_window)
+    search = 0 if candidates < 2 else min(max(int(round(cfg.lr_search * total)), 3), total)
+    return Plan(total, warmup, cfg.eval_every or max(total // 4, 1), k_aux, aux_window, search)
 
 
 @dataclass
@@ -86,7 +90,11 @@ class TrainResult:
     dead_window: float = 0.0
     """Share of latents that did not fire in the last min(10M, one epoch, samples trained) training samples."""
     profile_ms: dict[str, float] = field(default_factory=dict)
-    """Mean milliseconds per step for each stage."""
+    """Mean milliseconds per step for each stage (wall time)."""
+    cpu_samples_per_s: float = 0.0
+    """Samples per second of the process's CPU time (the speed on an otherwise idle core per thread)."""
+    profile_cpu_ms: dict[str, float] = field(default_factory=dict)
+    """Mean CPU milliseconds per step for each stage."""
 
 
 @torch.no_grad()
@@ -130,74 +138,135 @@ def init_sae(data: EmbeddingData, cfg: TrainConfig, rng: np.random.Generator) ->
     return sae
 
 
+class Run:
+    """One SAE in training: its peak learning rate, Adam, dead-latent tracker, buffers and history."""
+
+    def __init__(self, sae: TopKSAE, lr: float, cfg: TrainConfig, device):
+        self.sae, self.lr = sae, lr
+        self.optimizer, self.fused = make_optimizer(sae.parameters(), lr, cfg.fused_adam)
+        self.tracker, self.workspace = DeadTracker(cfg.n_latents, device), Workspace()
+        self.history: list[dict] = []
+
+
+class Trainer:
+    """A training run advanced one step at a time: `step()` until `done`, then `finish()`. Never prints.
+
+    Without a given lr, the first `plan.search` steps train one copy of the initial SAE per learning
+    rate of `cfg.lr_candidates()` on the same batches; the copy with the lowest FVU on its last fresh
+    batches (each measured before the step trains on it, so on unseen rows) continues, the others are
+    dropped. Their time is part of the run's samples/s and profile.
+    """
+
+    def __init__(self, data: EmbeddingData, cfg: TrainConfig):
+        from ..devices import pick_device
+
+        self.data, self.cfg, self.t_start = data, cfg, time.perf_counter()
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        sae = init_sae(data, cfg, self.rng).to(self.device)
+        lrs = cfg.lr_candidates()
+        self.runs = [Run(sae if i == 0 else copy.deepcopy(sae), lr, cfg, self.device) for i, lr in enumerate(lrs)]
+        self.matmul_dtype = choose_matmul_dtype(cfg.matmul, self.device)
+        self.plan = make_plan(cfg, len(data.train_rows), data.dim, len(lrs))
+        self.timer = StageTimer(torch.cuda.synchronize if cfg.profile and self.device.type == "cuda" else None)
+        self.order = np.empty(0, dtype=np.int64)
+        self.steps_done, self.search = 0, {}
+        self.dead_window = min(cfg.dead_window, len(data.train_rows))  # Gao et al.'s 10M, or one epoch
+
+    @property
+    def done(self) -> bool:
+        """True once every planned step has run."""
+        return self.steps_done >= self.plan.total
+
+    @property
+    def sae(self) -> TopKSAE:
+        """The SAE being trained (during the learning-rate search: the first candidate's)."""
+        return self.runs[0].sae
+
+    def step(self) -> Progress:
+        """Train one batch (on every candidate while the learning-rate search lasts)."""
+        cfg, plan, timer, step = self.cfg, self.plan, self.timer, self.steps_done
+        timer.start()
+        if len(self.order) < cfg.batch_size:  # a fresh permutation per epoch; drop the ragged tail
+            self.order = self.rng.permutation(self.data.train_rows)
+        rows, self.order = self.order[:cfg.batch_size], self.order[cfg.batch_size:]
+        x_tilde = self.sae.normalize(self.data.batch(rows).to(self.device))
+        timer.mark("data")
+        for run in self.runs:
+            lr = lr_at(step, plan.total, run.lr, plan.warmup, cfg.decay_fraction)
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            dead = run.tracker.dead(plan.aux_window) if cfg.aux_weight > 0 else None
+            stats, acts, indices = train_step(run.sae, run.optimizer, x_tilde, dead, cfg.aux_weight, plan.k_aux,
+                                              cfg.aux_batch, cfg.grad_clip, self.matmul_dtype, run.workspace, timer)
+            run.tracker.update(acts, indices)
+            if cfg.revive > 0 and step < plan.total * (1 - cfg.decay_fraction):
+                with torch.no_grad():
+                    run.sae.b_enc.add_(run.tracker.dead(plan.aux_window).float(), alpha=cfg.revive)
+            timer.mark("dead")
+            run.history.append({"step": step + 1, "samples": (step + 1) * cfg.batch_size, "loss": stats.loss,
+                                "fvu": stats.fvu, "aux": stats.aux, "lr": lr,
+                                "dead_fraction": run.tracker.dead_fraction(self.dead_window)})
+        timer.steps += 1
+        self.steps_done = step = step + 1
+        if len(self.runs) > 1 and step >= plan.search:
+            self._keep_best()
+        run = self.runs[0]
+        val = None
+        if step % plan.eval_every == 0 and not self.done:
+            val = evaluate(run.sae, self.data, matmul_dtype=self.matmul_dtype)
+            run.history[-1].update({f"val_{key}": value for key, value in val.to_dict().items()})
+        h = run.history[-1]
+        rate = step * cfg.batch_size / max(sum(timer.totals.values()), 1e-9)
+        return Progress(step, plan.total, h["samples"], h["loss"], h["fvu"], h["aux"], h["dead_fraction"], h["lr"], rate,
+                        val)
+
+    def _keep_best(self) -> None:
+        """End the learning-rate search: keep the run with the lowest FVU on its last fresh batches."""
+        last = max(self.plan.search // 3, 1)
+        scores = [float(np.mean([h["fvu"] for h in run.history[-last:]])) for run in self.runs]
+        best = int(np.argmin(scores))
+        self.search = {"candidates": [run.lr for run in self.runs], "scores": scores, "steps": self.plan.search,
+                       "scored_steps": last, "chosen": self.runs[best].lr}
+        self.runs = [self.runs[best]]
+
+    def finish(self) -> TrainResult:
+        """Evaluate the trained SAE on every row, record its metadata and return the TrainResult."""
+        cfg, plan, data, run = self.cfg, self.plan, self.data, self.runs[0]
+        sae, timer = run.sae, self.timer
+        samples_per_s = plan.total * cfg.batch_size / max(sum(timer.totals.values()), 1e-9)
+        final = final_metrics(sae, data, matmul_dtype=self.matmul_dtype)
+        run.history[-1].update({f"val_{key}": value for key, value in final.val.to_dict().items()})
+        window = self.dead_window
+        dead_window = run.tracker.dead_fraction(window)
+        matmul = "bf16" if self.matmul_dtype else "fp32"
+        sae.meta.update({
+            "training": {**asdict(cfg), "lr_used": run.lr, "lr_search": self.search, "k_aux_used": plan.k_aux,
+                         "aux_window_used": plan.aux_window, "steps": plan.total, "fused_adam": run.fused,
+                         "matmul": matmul, "source": data.source, "train_rows": int(len(data.train_rows)),
+                         "val_rows": int(len(data.val_rows))},
+            "metrics": {**final.val.to_dict(), "samples_per_s": samples_per_s, "train_fvu": final.train.fvu,
+                        "dead_window": dead_window, "dead_window_samples": min(window, run.tracker.seen),
+                        "dead_all_rows": final.dead_all_rows, "all_rows": final.val.samples + final.train.samples},
+        })
+        if data.store is not None:
+            sae.meta["model"] = asdict(data.store.model)
+            sae.meta["index_format"] = data.store.manifest.format
+        return TrainResult(sae, final.val, run.history, samples_per_s, time.perf_counter() - self.t_start, run.fused,
+                           matmul, final, dead_window, timer.ms_per_step(),
+                           plan.total * cfg.batch_size / max(sum(timer.cpu_totals.values()), 1e-9),
+                           timer.ms_per_step(cpu=True))
+
+
 def train(data: EmbeddingData, cfg: TrainConfig, on_step: Callable[[Progress], None] | None = None) -> TrainResult:
     """Train an SAE on `data.train_rows`; evaluate on `data.val_rows` and all rows. Never prints."""
-    from ..devices import pick_device
-
-    t_start = time.perf_counter()
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    sae = init_sae(data, cfg, rng).to(device)
-    optimizer, fused = make_optimizer(sae.parameters(), cfg.learning_rate, cfg.fused_adam)
-    matmul_dtype = choose_matmul_dtype(cfg.matmul, device)
-    plan = make_plan(cfg, len(data.train_rows), data.dim)
-    tracker, workspace = DeadTracker(cfg.n_latents, device), Workspace()
-    sync = torch.cuda.synchronize if cfg.profile and device.type == "cuda" else None
-    timer = StageTimer(sync)
-    history: list[dict] = []
-    order = np.empty(0, dtype=np.int64)
-    val = None
-    for step in range(plan.total):
-        timer.start()
-        if len(order) < cfg.batch_size:  # a fresh permutation per epoch; drop the ragged tail
-            order = rng.permutation(data.train_rows)
-        rows, order = order[:cfg.batch_size], order[cfg.batch_size:]
-        x_tilde = sae.normalize(data.batch(rows).to(device))
-        timer.mark("data")
-        lr = lr_at(step, plan.total, cfg.learning_rate, plan.warmup, cfg.decay_fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        dead = tracker.dead(plan.aux_window) if cfg.aux_weight > 0 else None
-        stats, acts, indices = train_step(sae, optimizer, x_tilde, dead, cfg.aux_weight, plan.k_aux, cfg.aux_batch,
-                                          cfg.grad_clip, matmul_dtype, workspace, timer)
-        tracker.update(acts, indices)
-        if cfg.revive > 0 and step < plan.total * (1 - cfg.decay_fraction):
-            with torch.no_grad():
-                sae.b_enc.add_(tracker.dead(plan.aux_window).float(), alpha=cfg.revive)
-        timer.mark("dead")
-        timer.steps += 1
-        last = step + 1 == plan.total
-        val = evaluate(sae, data, matmul_dtype=matmul_dtype) if (step + 1) % plan.eval_every == 0 and not last else None
-        samples = (step + 1) * cfg.batch_size
-        rate = samples / max(sum(timer.totals.values()), 1e-9)
-        progress = Progress(step + 1, plan.total, samples, stats.loss, stats.fvu, stats.aux,
-                            tracker.dead_fraction(min(cfg.dead_window, len(data.train_rows))), lr, rate, val)
-        history.append({"step": step + 1, "samples": samples, "loss": stats.loss, "fvu": stats.fvu,
-                        "aux": stats.aux, "dead_fraction": progress.dead_fraction, "lr": lr,
-                        **({f"val_{key}": value for key, value in val.to_dict().items()} if val else {})})
+    trainer = Trainer(data, cfg)
+    while not trainer.done:
+        progress = trainer.step()
         if on_step is not None:
             on_step(progress)
-    samples_per_s = plan.total * cfg.batch_size / max(sum(timer.totals.values()), 1e-9)
-    final = final_metrics(sae, data, matmul_dtype=matmul_dtype)
-    history[-1].update({f"val_{key}": value for key, value in final.val.to_dict().items()})
-    window = min(cfg.dead_window, len(data.train_rows))  # Gao et al.'s 10M, or one epoch for small data
-    dead_window = tracker.dead_fraction(window)
-    matmul = "bf16" if matmul_dtype else "fp32"
-    sae.meta.update({
-        "training": {**asdict(cfg), "lr_used": cfg.learning_rate, "k_aux_used": plan.k_aux,
-                     "aux_window_used": plan.aux_window, "steps": plan.total, "fused_adam": fused, "matmul": matmul,
-                     "source": data.source, "train_rows": int(len(data.train_rows)),
-                     "val_rows": int(len(data.val_rows))},
-        "metrics": {**final.val.to_dict(), "samples_per_s": samples_per_s, "train_fvu": final.train.fvu,
-                    "dead_window": dead_window, "dead_window_samples": min(window, tracker.seen),
-                    "dead_all_rows": final.dead_all_rows, "all_rows": final.val.samples + final.train.samples},
-    })
-    if data.store is not None:
-        sae.meta["model"] = asdict(data.store.model)
-        sae.meta["index_format"] = data.store.manifest.format
-    return TrainResult(sae, final.val, history, samples_per_s, time.perf_counter() - t_start, fused, matmul, final,
-                       dead_window, timer.ms_per_step())
+    return trainer.finish()
 
 
 def save_result(result: TrainResult, out_dir: Path, name: str) -> Path:
