@@ -8,6 +8,13 @@
    9k vectors cannot keep 4,096 latents alive: measured 59 % dead on validation vs 34 % at 1,024);
 3. `memetui features sample_index --sae sample --out sample_index/features`.
 
+    python scripts/build_sample.py --reembed  # new model: rebuild all, OCR text carried over
+
+`--reembed` rebuilds the index, SAE and feature browser like the default, but indexes with
+`--no-ocr` and then copies every item's OCR rows (`ocr`, `ocr_fts`, the manifest's engine) from the
+previous items.sqlite by content hash, so a new CLIP does not re-run OCR on 9.5k images; it stops
+if any live item is left without OCR text.
+
     python scripts/build_sample.py --memes    # add the generated memes to the shipped index
 
 `--memes` keeps the index, its SAE and feature browser: it (re)writes sample_index/images/memes/
@@ -24,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,6 +83,36 @@ def finish(index: Path) -> None:
         store.close()
 
 
+def carry_ocr(old_db: Path, old_manifest: dict, index: Path) -> None:
+    """Copy OCR rows from a previous items.sqlite into the rebuilt index, matching items by sha256."""
+    import sqlite3
+
+    from memetui.index.ocr_text import ensure_schema
+
+    db = sqlite3.connect(index / "items.sqlite")
+    try:
+        ensure_schema(db)
+        db.execute("ATTACH DATABASE ? AS old", (str(old_db),))
+        join = "JOIN old.items oi ON oi.id = {} JOIN main.items i ON i.sha256 = oi.sha256"
+        with db:
+            db.execute("INSERT INTO main.ocr SELECT i.id, o.status, o.text, o.boxes, o.confidence, o.engine, o.error,"
+                       f" o.seconds FROM old.ocr o {join.format('o.item_id')}")
+            db.execute(f"INSERT INTO main.ocr_fts (rowid, text) SELECT i.id, f.text FROM old.ocr_fts f "
+                       f"{join.format('f.rowid')}")
+        pending = db.execute("SELECT COUNT(*) FROM main.items WHERE status = 'ok' AND id NOT IN "
+                             "(SELECT item_id FROM main.ocr)").fetchone()[0]
+        db.execute("DETACH DATABASE old")
+    finally:
+        db.close()
+    if pending:
+        sys.exit(f"{pending} items have no OCR text in {old_db}; run `memetui index` on {index} to read them")
+    manifest_path = index / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["ocr"] = old_manifest.get("ocr", {})
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"OCR text carried over from {old_db} for every item")
+
+
 def memes(index: Path) -> None:
     """Add the generated memes to the shipped index (see the module docstring)."""
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_memes.py"), "--sample"], check=True)
@@ -91,12 +129,30 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="update the existing index instead of rebuilding")
     parser.add_argument("--memes", action="store_true", help="only add the generated memes (see above)")
     parser.add_argument("--finish", action="store_true", help="only strip root_abs and rewrite pca.npz")
+    parser.add_argument("--reembed", action="store_true",
+                        help="rebuild with the current model, OCR text carried over from the previous index")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     index = ROOT / "sample_index"
     if args.memes or args.finish:
         memes(index) if args.memes else finish(index)
         return
+    ocr = ["--no-ocr"] if args.reembed else []
+    with tempfile.TemporaryDirectory() as keep:
+        if args.reembed:
+            old_db, old_manifest = Path(keep) / "items.sqlite", json.loads((index / "manifest.json").read_text())
+            shutil.copy2(index / "items.sqlite", old_db)
+        rebuild(index, args, ocr)
+        if args.reembed:
+            carry_ocr(old_db, old_manifest, index)
+    step("train-sae", str(index), "--latents", args.latents, "--k", args.k, "--epochs", args.epochs,
+         "--name", "sample", "--device", "cpu")
+    step("features", str(index), "--sae", "sample", "--out", str(index / "features"), "--labels")
+    finish(index)
+
+
+def rebuild(index: Path, args: argparse.Namespace, extra: list[str]) -> None:
+    """Delete the index files (unless --keep) and index the images with the shipped model."""
     if not args.keep:
         for name in ("manifest.json", "embeddings.f16.npy", "items.sqlite", "items.sqlite-wal", "items.sqlite-shm",
                      "hnsw.bin", "pca.npz"):
@@ -104,11 +160,7 @@ def main() -> None:
         for folder in ("sae", "features", "thumbs"):
             shutil.rmtree(index / folder, ignore_errors=True)
     step("index", str(index / "images"), "--index", str(index), "--no-thumbs",
-         "--model", "memetui-demo-clip", "--pretrained", "memetui-demo-clip.safetensors", "--device", "cpu")
-    step("train-sae", str(index), "--latents", args.latents, "--k", args.k, "--epochs", args.epochs,
-         "--name", "sample", "--device", "cpu")
-    step("features", str(index), "--sae", "sample", "--out", str(index / "features"), "--labels")
-    finish(index)
+         "--model", "memetui-demo-clip", "--pretrained", "memetui-demo-clip.safetensors", "--device", "cpu", *extra)
 
 
 if __name__ == "__main__":

@@ -238,7 +238,7 @@ def add_keywords(out: Path, cache: Path) -> None:
     """Rewrite the emoji captions of an existing captions.jsonl (and memes on them) with emojilib keywords."""
     keywords = fetch_emojilib(cache)
     path = out / "captions.jsonl"
-    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     changed = 0
     for row in rows:
         if row["source"] in ("twemoji", "fluent3d"):

@@ -8,15 +8,21 @@ evaluation. Images are decoded once into memory exactly as `memetui index` sees 
 (memetui.image_files.load_image: alpha on white), resized on the shortest side and centre
 cropped like open_clip's inference transform, kept as uint8 at a slightly larger size for crops.
 Augmentation: random resized crops (no flips: flags, arrows and text are not mirror-symmetric),
-light brightness/contrast/saturation jitter (no hue: colours are in the captions); captions keep
-their first phrase plus a random subset of the other keywords, sometimes drop the "emoji" suffix
-or are reduced to one keyword, sometimes wrapped in a neutral template.
-Training: symmetric InfoNCE with open_clip's learnable temperature, AdamW (no decay on biases,
-norms, embeddings), linear warmup then cosine decay, fixed seed and step count (reproducible for
-the same thread count). At the end the weights are saved in fp16, loaded back the way memetui
-loads them (open_clip.create_model_and_transforms + its inference preprocess) and evaluated:
-text->image recall@1/@10, each held-out caption retrieving its image among all held-out images,
-and each caption among all images. Writes NAME.safetensors and training.json into --out.
+light brightness/contrast/saturation jitter (no hue: colours are in the captions). Texts: a third
+are query-like word views (one content word, one keyword or two words: a query is usually one
+word), the rest keep the first phrase plus a random subset of the other keywords, sometimes
+without the "emoji" suffix; a fifth are wrapped in a neutral template.
+Training: multi-positive symmetric InfoNCE with open_clip's learnable temperature: a text is also a
+positive for every image in the batch whose caption holds all its content words ("cat" for every
+cat), with soft targets (text->image over those images, image->text over those texts), so images
+sharing a word are not pushed apart. AdamW (no decay on biases, norms, embeddings), linear warmup
+then cosine decay, fixed seed and step count (reproducible for the same thread count). Every
+--eval-every steps the log gets held-out recall and the word figures of scripts/eval_demo_clip.py
+(caption-word hit rate@10, concept precision@10) over all images. At the end the weights are saved
+in fp16, loaded back the way memetui loads them (open_clip.create_model_and_transforms + its
+inference preprocess) and evaluated: text->image recall@1/@10, each held-out caption retrieving its
+image among all held-out images, and each caption among all images, plus the word figures.
+Writes NAME.safetensors and training.json into --out.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TEMPLATES = ["a picture of {}", "an image of {}", "a drawing of {}", "{} icon", "{} picture"]
 EMOJI_SUFFIXES = (" 3d emoji", " emoji")
+STOP_WORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it",
+                        "its", "of", "on", "or", "the", "this", "that", "to", "with", "without"})
+CONCEPT_WORDS = ROOT / "scripts" / "concept_words.txt"
 
 
 def read_records(corpus: Path) -> list[dict]:
@@ -57,23 +66,64 @@ def load_base_images(corpus: Path, records: list[dict], size: int) -> torch.Tens
     return out
 
 
+def content_words(text: str) -> list[str]:
+    """Lower-case words of `text` (letters/digits) without stop words, in order."""
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP_WORDS]
+
+
+def word_view(caption: str, parts: list[str], rng: random.Random) -> str | None:
+    """A short query-like view: one content word (p 0.5), one keyword (0.3) or two words (0.2)."""
+    words = list(dict.fromkeys(content_words(caption)))
+    r = rng.random()
+    if words and r < 0.5:
+        return rng.choice(words)
+    if len(parts) > 1 and r < 0.8:
+        return rng.choice(parts)
+    if len(words) > 1:
+        return " ".join(rng.sample(words, 2))
+    return None
+
+
 def augment_caption(caption: str, rng: random.Random) -> str:
-    """A random view of a caption: first phrase + random keywords, optional suffix drop/template."""
+    """A random view of a caption: word-level (p 0.35) or first phrase + random keywords, suffix drop."""
     parts = [p.strip() for p in caption.split(",") if p.strip()] or [caption]
-    if len(parts) > 1 and rng.random() < 0.15:
-        text = rng.choice(parts)
-    else:
-        rest = [p for p in parts[1:] if rng.random() < 0.6]
-        rng.shuffle(rest)
-        text = ", ".join(parts[:1] + rest)
+    if rng.random() < 0.35 and (text := word_view(caption, parts, rng)):
+        return text
+    rest = [p for p in parts[1:] if rng.random() < 0.6]
+    rng.shuffle(rest)
+    text = ", ".join(parts[:1] + rest)
     if rng.random() < 0.25:
         for suffix in EMOJI_SUFFIXES:
             if text.endswith(suffix) and len(text) > len(suffix):
                 text = text[: -len(suffix)]
                 break
-    if rng.random() < 0.2:
-        text = rng.choice(TEMPLATES).format(text)
     return text
+
+
+def template(text: str, rng: random.Random) -> str:
+    """Wrap a text in a neutral template with p 0.2 (its words do not count as content)."""
+    return rng.choice(TEMPLATES).format(text) if rng.random() < 0.2 else text
+
+
+def positives(texts: list[str], captions: list[str]) -> torch.Tensor:
+    """[T, I] mask: text t is a positive for image i when all its content words are words of caption i."""
+    caption_words = [set(content_words(c)) for c in captions]
+    vocab = {w: j for j, w in enumerate(sorted(set().union(*caption_words)))}
+    have = torch.zeros(len(captions), len(vocab) + 1)  # last column: a word no caption holds
+    for i, words in enumerate(caption_words):
+        have[i, [vocab[w] for w in words]] = 1
+    want = torch.zeros(len(texts), len(vocab) + 1)
+    for t, text in enumerate(texts):
+        want[t, [vocab.get(w, len(vocab)) for w in set(content_words(text))]] = 1
+    need = want.sum(1, keepdim=True)
+    return (((want @ have.T) == need) & (need > 0)).float().maximum(torch.eye(len(texts), len(captions)))
+
+
+def multi_positive_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE with soft targets: image logits [I, T], positive mask [T, I]."""
+    text_to_image = -(mask / mask.sum(1, keepdim=True) * F.log_softmax(logits.T, dim=1)).sum(1).mean()
+    image_to_text = -(mask.T / mask.T.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    return (text_to_image + image_to_text) / 2
 
 
 def augment_images(batch: torch.Tensor, out: int, gen: torch.Generator) -> torch.Tensor:
@@ -128,6 +178,24 @@ def recall(model, tokenizer, pixels: torch.Tensor, captions: list[str], batch: i
             "chance@1": round(1 / n, 5), "chance@10": round(min(1.0, 10 / n), 5)}
 
 
+@torch.no_grad()
+def word_figures(model, tokenizer, pixels: torch.Tensor, records: list[dict], batch: int = 256) -> dict:
+    """Caption-word hit rate@10 and concept precision@10 over all `pixels` (eval_demo_clip's metrics)."""
+    from eval_demo_clip import figures, heldout_words, read_words
+
+    model.eval()
+    hit_words, concepts = heldout_words(records), read_words(CONCEPT_WORDS)
+    words = sorted(set(hit_words) | set(concepts))
+    img = torch.cat([F.normalize(model.encode_image(pixels[i : i + batch].float()), dim=-1)
+                     for i in range(0, len(pixels), batch)])
+    txt = F.normalize(model.encode_text(tokenizer(words)), dim=-1)
+    top = (txt @ img.T).topk(10, dim=1).indices.tolist()
+    lower = [r["caption"].lower() for r in records]
+    result = figures(hit_words, concepts, {w: [lower[i] for i in row] for w, row in zip(words, top)})
+    result.pop("per_word")
+    return result
+
+
 def main() -> None:
     """Train, save fp16 safetensors, reload as memetui does, evaluate, write training.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -142,7 +210,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--eval-every", type=int, default=0, help="held-out recall every N steps (0: end only)")
+    parser.add_argument("--eval-every", type=int, default=500,
+                        help="held-out recall + word figures every N steps (0: end only)")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="quick comparisons only: schedule over this wall-clock budget instead of --steps "
                              "(not reproducible)")
@@ -200,12 +269,12 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         x = (augment_images(base[idx], size, gen) - mean) / std
-        tokens = tokenizer([augment_caption(captions[i], rng) for i in idx])
+        texts = [augment_caption(captions[i], rng) for i in idx]
+        mask = positives(texts, [captions[i] for i in idx])
+        tokens = tokenizer([template(t, rng) for t in texts])
         img = F.normalize(model.encode_image(x), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
-        logits = model.logit_scale.exp() * img @ txt.T
-        target = torch.arange(len(idx))
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        loss = multi_positive_loss(model.logit_scale.exp() * img @ txt.T, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -220,6 +289,7 @@ def main() -> None:
                      "seconds": round(time.time() - train_start)}
             if args.eval_every and (step % args.eval_every == 0 or done):
                 entry["heldout"] = recall(model, tokenizer, eval_pixels(held), [captions[i] for i in held])
+                entry["words"] = word_figures(model, tokenizer, eval_pixels(list(range(len(records)))), records)
                 model.train()
             log.append(entry)
             print(json.dumps(entry), flush=True)
@@ -238,7 +308,8 @@ def main() -> None:
                           for r in records]).half()
     heldout = recall(shipped, tokenizer, pixels[held], [captions[i] for i in held])
     full = recall(shipped, tokenizer, pixels, captions)
-    print(f"held-out text->image: {heldout}\nall images: {full}", flush=True)
+    words = word_figures(shipped, tokenizer, pixels, records)
+    print(f"held-out text->image: {heldout}\nall images: {full}\nwords: {words}", flush=True)
     command = " ".join(["python", "scripts/train_demo_clip.py", *sys.argv[1:]])
     report = {
         "model": name, "config": json.loads(args.config.read_text()), "parameters": params,
@@ -250,13 +321,15 @@ def main() -> None:
                             if k not in ("config", "corpus", "out", "eval_every")}
         | {"optimizer": "AdamW betas (0.9, 0.98) eps 1e-6, no decay on biases/norms/embeddings",
            "schedule": "linear warmup, cosine to 2% of lr", "grad_clip": 1.0,
-           "loss": "symmetric InfoNCE, learnable temperature (logit scale <= 100)",
+           "loss": "symmetric multi-positive InfoNCE (a text is also positive for every image whose caption "
+                   "holds all its content words; soft targets), learnable temperature (logit scale <= 100)",
            "image_aug": "random resized crop area 0.5-1 aspect 3/4-4/3, brightness/saturation/contrast +-15%",
-           "caption_aug": "first phrase + random keywords (p 0.6), one keyword (p 0.15), "
-                          "drop emoji suffix (p 0.25), neutral template (p 0.2)"},
+           "caption_aug": "word view (p 0.35: one content word 0.5, one keyword 0.3, two words 0.2), else "
+                          "first phrase + random keywords (p 0.6 each), drop emoji suffix (p 0.25); "
+                          "neutral template (p 0.2)"},
         "steps": step, "epochs": round(step * args.batch / len(train), 1),
         "train_seconds": round(train_seconds), "total_seconds": round(time.time() - wall_start),
-        "recall_heldout": heldout, "recall_all": full, "log": log,
+        "recall_heldout": heldout, "recall_all": full, "words_all": words, "log": log,
     }
     (args.out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
 
