@@ -6,14 +6,17 @@ Ray starts once for this module. Everything but the missing-extra tests is skipp
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ import pytest
 from conftest import TINY_MODEL, build_tiny_index, make_image_folder
 
 from memetui.cli import main
+
 
 def installed(name: str) -> bool:
     """Whether module `name` can be imported (without importing it)."""
@@ -45,131 +49,219 @@ def folder(tiny_model_dir, tmp_path_factory):
     return images, build_tiny_index(images, base / "index")
 
 
+SHARD_ROWS = BATCH = 2
+"""30 images in 15 shards of one block each: a kill after the first shard leaves work to resume."""
+SHARDS = 15
+RAY_CPUS = 2
+RUN_TIMEOUT_S = 900
+"""Seconds one command may take (a 2-core machine shared with other jobs needed up to 300)."""
+
+
+def ray_temp_dir(tmp_path_factory) -> tuple[Path, bool]:
+    """A folder for the Ray that `--ray` starts (TMPDIR), under pytest's temp folder when its socket paths fit.
+
+    Ray puts `rayXXXXXXXX/session_<date>_<pid>/sockets/plasma_store` under it, and an AF_UNIX
+    path may hold 107 bytes; a longer base falls back to a short folder in /tmp (True: remove it).
+    """
+    temp = tmp_path_factory.mktemp("r")
+    pid_digits = len(Path("/proc/sys/kernel/pid_max").read_text().strip())
+    if len(str(temp)) + len("/rayXXXXXXXX/session_2026-12-02_01-02-03_456789_/sockets/plasma_store") + pid_digits <= 107:
+        return temp, False
+    return Path(tempfile.mkdtemp(prefix="r", dir="/tmp")), True
+
+
+CLI = ("import ctypes, sys; ctypes.CDLL(None).prctl(1, 9);"  # PR_SET_PDEATHSIG, SIGKILL: dies with the test
+       " from memetui.cli import main; sys.exit(main())")
+"""`memetui` that a test process killed outright takes with it (Ray's gcs and raylet die with the command
+that started them, its workers with their raylet): nothing is left even then."""
+
+
+def start_index_on_ray(images: Path, base: Path, name: str, env: dict, *extra: str) -> subprocess.Popen:
+    """`memetui index IMAGES --index BASE/NAME --ray --shards BASE/NAME-shards` as a process in a session of its own."""
+    cmd = [sys.executable, "-c", CLI, "index", str(images),
+           "--index", str(base / name), "--ray", "--shards", str(base / f"{name}-shards"),
+           "--shard-rows", str(SHARD_ROWS), "--batch", str(BATCH), "--model", TINY_MODEL, "--pretrained", PRETRAINED,
+           "--device", "cpu", *extra]
+    with open(base / f"{name}.out", "w") as out, open(base / f"{name}.err", "w") as err:
+        return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out, stderr=err)
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live (not zombie) processes in session `sid`: all that a process started with start_new_session=True left."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(entry.name))
+    return found
+
+
+def left_running(process: subprocess.Popen, grace_s: float = 30.0) -> list[str]:
+    """'PID NAME' of the processes of `process`'s session still alive `grace_s` after it ended (Ray's workers
+    exit soon after their raylet); any found are SIGKILLed here, so a failing test leaves nothing behind either."""
+    deadline = time.monotonic() + grace_s
+    while (left := session_processes(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    found = []
+    for pid in left:
+        with contextlib.suppress(OSError):
+            found.append(f"{pid} {(Path('/proc') / str(pid) / 'cmdline').read_bytes()[:80]!r}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
+
+
+def finish(process: subprocess.Popen, base: Path, name: str) -> tuple[int, str]:
+    """Wait for a started command (killing its session past RUN_TIMEOUT_S); (exit status, stderr)."""
+    try:
+        process.wait(RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return process.returncode, (base / f"{name}.err").read_text()
+
+
 @pytest.fixture(scope="module")
-def ray_local(tmp_path_factory):
-    """A local Ray with 2 CPUs, its session files in a short temporary folder, shut down after the module."""
+def ray_runs(folder, tmp_path_factory):
+    """`memetui index --ray` (local Ray, 2 CPUs) as real processes: one killed by SIGKILL as soon as its
+    first shard is complete, then run again to the end (one actor each), and one uninterrupted run beside
+    them (one actor per CPU: 2), so equal shards also say the pool size does not change a row."""
     if not SCALE:
         pytest.skip("memetui[scale] is not installed")
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    import ray
-
-    temp = tmp_path_factory.mktemp("ray")
-    if len(str(temp)) > 40:  # Ray's socket paths under it must stay below the 107-byte AF_UNIX limit
-        temp = Path(tempfile.mkdtemp(prefix="ray"))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
-def embed_on_ray(images: Path, shards: Path, progress=None, actors=None):
-    from memetui.index.ray_embed import RayEmbedOptions, embed_to_shards
-
-    options = RayEmbedOptions(shard_rows=12, batch_size=4, actors=actors)
-    return embed_to_shards(images, shards, TINY_MODEL, PRETRAINED, options, progress)
-
-
-def read_shards(shards: Path) -> tuple[list[str], np.ndarray]:
-    import pyarrow.parquet as pq
-
-    paths, vectors = [], []
-    for npy in sorted((shards / "img_emb").glob("img_emb_*.npy")):
-        meta = shards / "metadata" / npy.name.replace("img_emb", "metadata").replace(".npy", ".parquet")
-        paths += pq.read_table(meta).column("image_path").to_pylist()
-        vectors.append(np.load(npy))
-    return paths, np.concatenate(vectors)
-
-
-class Killed(Exception):
-    """Raised from the progress callback right after the first shard is written: the driver dies there."""
-
-
-@pytest.fixture(scope="module")
-def resumed_job(folder, ray_local, tmp_path_factory):
-    """The folder embedded on Ray by a job killed after its first shard, run again, then `memetui index --ray`.
-
-    Two Ray jobs in all: the last command finds every shard written and only imports them.
-    """
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("finding the processes a killed job left needs /proc (Linux)")
     images, _ = folder
     base = tmp_path_factory.mktemp("ray-job")
-    shards = base / "shards"
-
-    def kill_after_first_shard(stage, done, total):
-        if stage == "shard":
-            raise Killed
-
-    with pytest.raises(Killed):
-        embed_on_ray(images, shards, kill_after_first_shard, actors=1)
-    written = sorted(p.name for p in (shards / "img_emb").iterdir())
-    first = (shards / "img_emb" / "img_emb_0.npy").stat().st_mtime_ns
-    summary = embed_on_ray(images, shards)  # one actor per CPU slot: 2
-    assert main(["index", str(images), "--index", str(base / "index"), "--ray", "--shards", str(shards),
-                 "--shard-rows", "12", "--batch", "4", "--model", TINY_MODEL, "--pretrained", PRETRAINED,
-                 "--device", "cpu"]) == 0
-    return shards, written, first, summary, base / "index"
-
-
-def uninterrupted_vectors(images: Path) -> np.ndarray:
-    """What an uninterrupted job computes: every block (4 files, never across shards) through the same actor code."""
-    import torch
-
-    from memetui.index.ray_embed import ShardEmbedder
-    from memetui.index.scan import scan_folder
-
-    files = [os.fsencode(path) for _, path in scan_folder(images).files]
-    blocks = [files[lo:lo + 4] for shard in range(0, len(files), 12) for lo in range(shard, min(shard + 12, len(files)), 4)]
-    threads = torch.get_num_threads()
+    temp, remove = ray_temp_dir(tmp_path_factory)
+    env = {**os.environ, "TMPDIR": str(temp),  # Ray's session folder: TMPDIR/rayXXXXXXXX
+           "RAY_OVERRIDE_RESOURCES": json.dumps({"CPU": RAY_CPUS}),  # the local Ray's num_cpus
+           "RAY_worker_niceness": "0",  # actors at the test's priority (Ray's 15 starves them on a busy machine)
+           "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    first = base / "killed-shards" / "img_emb" / "img_emb_00.npy"
+    started = time.monotonic()
+    whole = start_index_on_ray(images, base, "whole", env)
+    killed = resumed = start_index_on_ray(images, base, "killed", env, "--actors", "1")
     try:
-        actor = ShardEmbedder(TINY_MODEL, PRETRAINED, "cpu", os.environ["MEMETUI_MODELS"], threads=1)
-        return np.concatenate([actor({"path": np.array(block, dtype=object)})["vector"] for block in blocks])
+        while not first.exists() and killed.poll() is None and time.monotonic() - started < RUN_TIMEOUT_S:
+            time.sleep(0.005)  # written atomically: there means complete
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        runs = {"killed_s": time.monotonic() - started, "killed_status": killed.returncode,
+                "killed_err": (base / "killed.err").read_text(), "at_kill": sorted(p.name for p in first.parent.glob("img_emb_*.npy")),
+                "first_mtime": first.stat().st_mtime_ns if first.exists() else None,
+                "left_after_kill": left_running(killed)}
+        resumed = start_index_on_ray(images, base, "killed", env, "--actors", "1")  # one actor start less
+        runs["resumed_status"], runs["resumed_err"] = finish(resumed, base, "killed")
+        runs["resumed_s"] = time.monotonic() - started
+        runs["left_after_resume"] = left_running(resumed)
+        runs["whole_status"], runs["whole_err"] = finish(whole, base, "whole")
+        runs["left_after_whole"] = left_running(whole)
     finally:
-        torch.set_num_threads(threads)
+        for process in (whole, killed, resumed):  # only when something above failed
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                left_running(process, grace_s=5)
+        if remove:
+            shutil.rmtree(temp, ignore_errors=True)
+    runs.update(seconds=time.monotonic() - started, shards=base / "killed-shards", index=base / "killed",
+                whole_shards=base / "whole-shards", whole_index=base / "whole")
+    return runs
+
+
+def read_shards(shards: Path) -> tuple[list[dict], np.ndarray]:
+    """Every shard's metadata rows (in order) and its vectors, concatenated."""
+    import pyarrow.parquet as pq
+
+    rows, vectors = [], []
+    for npy in sorted((shards / "img_emb").glob("img_emb_*.npy")):
+        meta = shards / "metadata" / npy.name.replace("img_emb", "metadata").replace(".npy", ".parquet")
+        rows += pq.read_table(meta).to_pylist()
+        vectors.append(np.load(npy))
+    return rows, np.concatenate(vectors)
+
+
+def index_vectors(index: Path) -> dict[str, np.ndarray]:
+    """{path: embedding as float32} of a built index."""
+    from memetui.index.store import IndexStore
+
+    store = IndexStore.open(index)
+    try:
+        assert store.live_mask().all()
+        emb = np.asarray(store.embeddings, np.float32)
+        return {str(store.item(row).path): emb[row] for row in range(store.count)}
+    finally:
+        store.close()
 
 
 # -- Ray ---------------------------------------------------------------------------------------------
 @needs_scale
-def test_folder_embedded_on_ray_equals_the_single_process_index(folder, resumed_job):
-    from memetui.index.store import IndexStore
-
-    _, index = folder
-    *_, summary, ray_index = resumed_job
-    assert summary.files == 30 and summary.shards == 3 and summary.actors == 2
-    single, ray_built = IndexStore.open(index), IndexStore.open(ray_index)
-    rows = {str(single.item(row).path): row for row in range(single.count)}
-    ray_rows = {str(ray_built.item(row).path): row for row in range(ray_built.count)}
-    assert sorted(ray_rows) == sorted(rows) and ray_built.live_mask().all()
-    assert ray_built.model == single.model
-    paths = sorted(rows)
-    a = np.asarray(single.embeddings, np.float32)[[rows[p] for p in paths]]
-    b = np.asarray(ray_built.embeddings, np.float32)[[ray_rows[p] for p in paths]]
-    cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert cosine.min() >= 0.999
-    single.close()
-    ray_built.close()
-
-
-@needs_scale
-def test_killed_ray_job_resumes_after_its_first_shard_and_ends_identical(folder, resumed_job):
+def test_ray_job_killed_after_its_first_shard_leaves_no_process_and_resumes_identical(folder, ray_runs):
+    from memetui.index.ray_embed import RayEmbedOptions, embed_to_shards
     from memetui.index.scan import scan_folder
 
     images, _ = folder
-    shards, written_when_killed, first_mtime, summary, _ = resumed_job
-    assert written_when_killed == ["img_emb_0.npy"]
-    assert summary.written == [1, 2] and summary.rows == 18
-    assert (shards / "img_emb" / "img_emb_0.npy").stat().st_mtime_ns == first_mtime  # not embedded again
-    paths, vectors = read_shards(shards)
-    assert paths == [str(path) for _, path in scan_folder(images).files]
-    np.testing.assert_array_equal(vectors, uninterrupted_vectors(images))
-    assert embed_on_ray(images, shards).written == []  # every shard written: no Ray job at all
+    runs = ray_runs
+    assert runs["killed_status"] == -signal.SIGKILL, runs["killed_err"]  # killed, not finished or failed
+    assert runs["at_kill"][:1] == ["img_emb_00.npy"] and len(runs["at_kill"]) < SHARDS
+    assert runs["left_after_kill"] == []  # SIGKILL of its process group: gcs, raylet and workers all went
+    assert runs["resumed_status"] == 0, runs["resumed_err"]
+    done = len(runs["at_kill"])
+    assert f"shards: {SHARDS - done} embedded" in runs["resumed_err"] and f", {done} already written" in runs["resumed_err"]
+    assert (runs["shards"] / "img_emb" / "img_emb_00.npy").stat().st_mtime_ns == runs["first_mtime"]  # kept
+    assert runs["whole_status"] == 0, runs["whole_err"]
+    assert f"shards: {SHARDS} embedded" in runs["whole_err"] and f"on {RAY_CPUS} actors" in runs["whole_err"]
+    assert runs["left_after_resume"] == [] and runs["left_after_whole"] == []  # ray.shutdown took them all
+    meta, vectors = read_shards(runs["shards"])
+    whole_meta, whole_vectors = read_shards(runs["whole_shards"])
+    assert [row["image_path"] for row in meta] == [str(path.absolute()) for _, path in scan_folder(images).files]
+    assert meta == whole_meta
+    np.testing.assert_array_equal(vectors, whole_vectors)  # the same batches on the same code: bit for bit
+    resumed, whole = index_vectors(runs["index"]), index_vectors(runs["whole_index"])
+    assert sorted(resumed) == sorted(whole)
+    assert all(np.array_equal(resumed[path], whole[path]) for path in whole)
+    options = RayEmbedOptions(shard_rows=SHARD_ROWS, batch_size=BATCH)  # every shard written: no Ray job at all
+    assert embed_to_shards(images, runs["shards"], TINY_MODEL, PRETRAINED, options).written == []
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    print(f"ray runs: killed at {runs['killed_s']:.1f} s, resumed by {runs['resumed_s']:.1f} s, all done by"
+          f" {runs['seconds']:.1f} s")
 
 
 @needs_scale
-def test_import_with_ann_milvus_lite_fills_the_collection(resumed_job, tmp_path):
+def test_folder_embedded_on_ray_equals_the_single_process_index(folder, ray_runs):
+    from memetui.index.store import IndexStore
+
+    _, index = folder
+    single = index_vectors(index)
+    store = IndexStore.open(index)
+    model = store.model
+    store.close()
+    for built in (ray_runs["whole_index"], ray_runs["index"]):  # uninterrupted, and killed then resumed
+        on_ray = index_vectors(built)
+        assert sorted(on_ray) == sorted(single)
+        store = IndexStore.open(built)
+        assert store.model == model
+        store.close()
+        a = np.stack([single[path] for path in sorted(single)])
+        b = np.stack([on_ray[path] for path in sorted(single)])
+        cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() >= 0.999
+
+
+@needs_scale
+def test_import_with_ann_milvus_lite_fills_the_collection(ray_runs, tmp_path):
     from memetui.index.ann import AnnSearcher
     from memetui.index.milvus_ann import close_all
     from memetui.index.store import IndexStore
 
-    shards = resumed_job[0]
+    shards = ray_runs["shards"]
     assert main(["import", str(shards), "--index", str(tmp_path / "imported"), "--model", TINY_MODEL,
                  "--pretrained", PRETRAINED, "--device", "cpu", "--ann", f"milvus-lite:{tmp_path / 'v.db'}"]) == 0
     store = IndexStore.open(tmp_path / "imported")
