@@ -1,6 +1,8 @@
 """Scale-out (issue 17): embedding on a local Ray (num_cpus=2) and vectors served from milvus-lite.
 
-Ray starts once for this module. Everything but the missing-extra tests is skipped when
+The Ray tests run `memetui index --ray` as real processes (a local Ray with 2 CPUs each, its
+session files under pytest's temp folder): one killed with SIGKILL after its first shard and run
+again, one uninterrupted beside it. Everything but the missing-extra tests is skipped when
 `memetui[scale]` (ray[data], pymilvus, milvus-lite) is not installed.
 """
 
@@ -54,7 +56,7 @@ SHARD_ROWS = BATCH = 2
 SHARDS = 15
 RAY_CPUS = 2
 RUN_TIMEOUT_S = 900
-"""Seconds one command may take (a 2-core machine shared with other jobs needed up to 300)."""
+"""Seconds one command may take (≈ 40-60 s each on 2 shared cores; over 300 s when ten other jobs ran there)."""
 
 
 def ray_temp_dir(tmp_path_factory) -> tuple[Path, bool]:
