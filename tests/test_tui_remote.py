@@ -84,7 +84,7 @@ async def test_a_corrupt_sae_does_not_stop_the_app_and_is_named_in_full(tiny_ind
         broken.W_dec[0, 0] = float("nan")
     broken.save(store.sae_dir / "broken")
     store.close()
-    session, notices = open_session(index, "cpu", None)
+    session, notices = open_session(index, "cpu", None, defer_sae=False)  # deferred: tests/test_sae_loading.py
     assert not session.has_sae and session.modes == ("pca", "random")
     assert len(notices) == 1 and "broken" in notices[0] and "non-finite" in notices[0]
     app = MemeApp(session, graphics="halfblock", restore_history=False, notices=notices)

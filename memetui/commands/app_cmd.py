@@ -30,24 +30,28 @@ def run(args: argparse.Namespace) -> int:
         from ..tui.kitty import ensure_truecolor_environment
 
         ensure_truecolor_environment()  # the image id is the cells' 24-bit colour
-    session, notices = open_session(args.index, args.device, args.sae)  # imports torch anyway
-    from ..devices import pick_device
+    session, notices = open_session(args.index, args.device, args.sae)  # the SAE loads after the first results
     from ..tui.app import MemeApp
 
-    device = str(pick_device(args.device))  # the status bar names it; a bad --device fails here, in one line
+    device = None  # no --device: found with the SAE, after the first results (torch is not imported before)
+    if args.device is not None:
+        from ..devices import pick_device
+
+        device = str(pick_device(args.device))  # a bad --device fails here, in one line
     app = MemeApp(session, graphics=graphics, query_file=args.query, device_name=device,
                   restore_history=not args.no_history, notices=notices)
     app.run()
     return app.return_code or 0
 
 
-def open_session(index, device: str | None, sae: str | None):
-    """(Session, notices): a corrupt or mismatched SAE does not stop the app, it starts without one
-    (search and PCA/random steering still work) and says why in full."""
+def open_session(index, device: str | None, sae: str | None, defer_sae: bool = True):
+    """(Session, notices): the SAE is only named (`defer_sae`: the app loads it after its first
+    results, memetui.tui.sae_loading); a corrupt or mismatched SAE does not stop the app, it starts
+    without one (search and PCA/random steering still work) and says why in full."""
     from ..errors import SAEError
     from ..session import Session
 
     try:
-        return Session.open(index, device=device, sae=sae), []
+        return Session.open(index, device=device, sae=sae, defer_sae=defer_sae), []
     except SAEError as exc:
         return Session.open(index, device=device, sae=False), [f"{exc}; started without an SAE (PCA and random only)"]

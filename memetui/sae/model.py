@@ -61,8 +61,10 @@ class TopKSAE(nn.Module):
     """Top-k SAE with unit-norm decoder directions; see the module docstring for the maths."""
 
     def __init__(self, d: int, n_latents: int, k: int, scale: float = 1.0, input_norm: float = 1.0,
-                 meta: dict[str, Any] | None = None, labels: list[list[str]] | None = None, seed: int = 0):
-        """Random init: W_dec rows unit Gaussian directions, W_enc a copy of W_dec, biases zero."""
+                 meta: dict[str, Any] | None = None, labels: list[list[str]] | None = None, seed: int = 0,
+                 init: bool = True):
+        """Random init: W_dec rows unit Gaussian directions, W_enc a copy of W_dec, biases zero
+        (init False: uninitialised memory, for weights about to be replaced; see `from_tensors`)."""
         super().__init__()
         if not (0 < k <= n_latents and d > 0):
             raise SAEError(f"bad SAE shape: d={d}, n_latents={n_latents}, k={k}")
@@ -75,13 +77,39 @@ class TopKSAE(nn.Module):
         """model identity, index format, metrics, training args (saved in the JSON)."""
         self.labels = labels
         """Optional text labels: one list of strings per latent."""
-        gen = torch.Generator().manual_seed(seed)
-        w_dec = torch.randn(n_latents, d, generator=gen)
-        self.W_dec = nn.Parameter(w_dec / w_dec.norm(dim=1, keepdim=True))
-        self.W_enc = nn.Parameter(self.W_dec.detach().clone())
+        if init:
+            gen = torch.Generator().manual_seed(seed)
+            w_dec = torch.randn(n_latents, d, generator=gen)
+            self.W_dec = nn.Parameter(w_dec / w_dec.norm(dim=1, keepdim=True))
+            self.W_enc = nn.Parameter(self.W_dec.detach().clone())
+        else:  # never touched: no pages are written before the real weights replace these
+            self.W_dec = nn.Parameter(torch.empty(n_latents, d))
+            self.W_enc = nn.Parameter(torch.empty(n_latents, d))
         self.b_enc = nn.Parameter(torch.zeros(n_latents))
         self.b_dec = nn.Parameter(torch.zeros(d))
         self.register_buffer("b_pre", torch.zeros(d))
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], d: int, n_latents: int, k: int,
+                     **kwargs) -> "TopKSAE":
+        """An SAE around `tensors` (W_enc, b_enc, W_dec, b_dec, b_pre; float32 ones are used as they
+        are, others converted), without a random initialisation first; SAEError on a missing,
+        unexpected or wrongly shaped tensor. kwargs as for __init__."""
+        sae = cls(d, n_latents, k, init=False, **kwargs)
+        shapes = {"W_enc": (sae.n_latents, sae.d), "b_enc": (sae.n_latents,), "W_dec": (sae.n_latents, sae.d),
+                  "b_dec": (sae.d,), "b_pre": (sae.d,)}
+        if set(tensors) != set(shapes):
+            raise SAEError(f"expected tensors {sorted(shapes)}, found {sorted(tensors)}")
+        for name, shape in shapes.items():
+            tensor = tensors[name]
+            if tuple(tensor.shape) != shape:
+                raise SAEError(f"size mismatch for {name}: the file has {tuple(tensor.shape)}, the JSON says {shape}")
+            tensor = tensor.to(torch.float32)  # the same tensor when it is float32 already
+            if name == "b_pre":
+                sae.b_pre = tensor
+            else:
+                setattr(sae, name, nn.Parameter(tensor))
+        return sae
 
     # -- initialisation ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import QueryError
+from ..errors import QueryError, SAEError
 from ..index.store import IndexStore
 from ..paths import resolve_index
 from ..steer.history import QueryHistory
-from ..steer.provider import ActiveDirection
+from ..steer.provider import PROVIDERS, ActiveDirection
 from ..steer.query import DEFAULT_STEP, NORM_LIMIT, STEP_FACTOR, STEP_RANGE, DirectionRef, Query, Term, check_step_size
 from ..steer.sae_directions import SAEDirections
 from .codes import SAECodes
@@ -27,16 +27,21 @@ class Session:
 
     def __init__(self, store: IndexStore, device: str | None = None, model: str | None = None,
                  pretrained: str | None = None, sae: str | Path | bool | SAEDirections | None = None,
-                 seed: int = 0, ann=None):
+                 seed: int = 0, ann=None, defer_sae: bool = False):
         """`sae`: None = the index's first SAE if any, False = none, a name/path (SAEError if it does
-        not fit the index) or SAEDirections; `model`: embed query text with another (compatible) model."""
+        not fit the index) or SAEDirections; `model`: embed query text with another (compatible) model;
+        `defer_sae`: do not load a named SAE yet (`sae_pending`; see `load_sae` and `attach_sae`)."""
         self.store = store
+        self._sae_pending: str | Path | None = None
+        if defer_sae and sae is not False and not isinstance(sae, SAEDirections):
+            names = store.sae_names() if sae is None else [sae]
+            self._sae_pending, sae = (names[0] if names else None), False
         self.directions = Directions(store, sae, seed)
         self.terms = TermVectors(store, self.directions, device, (model, pretrained) if model else None)
         self.searcher = Searcher(store, ann)
         self.codes = SAECodes(self.directions.sae, self.terms) if self.directions.sae is not None else None
         self.history = QueryHistory()
-        self._mode = self.directions.modes[0]
+        self._mode = "sae" if self._sae_pending is not None else self.directions.modes[0]
         self._selection: dict[str, DirectionRef] = {}
         self._step_size = DEFAULT_STEP
         self.files = SessionFiles(self)
@@ -50,6 +55,38 @@ class Session:
     def open(cls, index: str | Path | None = None, **kwargs) -> "Session":
         """Open the index named by `index` (or the default index); kwargs as for __init__."""
         return cls(IndexStore.open(resolve_index(index)), **kwargs)
+
+    # -- an SAE loaded after the first results (the app's start) ------------------------------------
+    @property
+    def sae_pending(self) -> str | Path | None:
+        """The SAE still to be loaded (`defer_sae`), None when there is none or it is attached."""
+        return self._sae_pending
+
+    def load_sae(self) -> SAEDirections:
+        """Load the pending SAE (slow: torch and the weights; safe from a worker: changes nothing here)."""
+        from ..steer.sae_directions import load_sae_directions
+
+        if self._sae_pending is None:
+            raise SAEError("no SAE is waiting to be loaded")
+        return load_sae_directions(self.store, self._sae_pending)
+
+    def attach_sae(self, sae: SAEDirections | None) -> None:
+        """Make `sae` (from `load_sae`) this session's SAE, or None: go on without one (sae mode is
+        left for the next); on the thread that drives the session."""
+        if sae is not None:
+            if sae.dim != self.store.dim:
+                raise SAEError(f"SAE has dimension {sae.dim}, the index {self.store.dim}")
+            codes = SAECodes(sae, self.terms)
+            self.directions.sae = sae
+            self.codes = codes
+            self.features = FeatureReadings(self.store, self.directions, self.terms, codes)
+        elif self._mode == "sae":
+            self._mode = self.directions.modes[0]
+        self._sae_pending = None
+
+    def _check_sae_ready(self, mode: str) -> None:
+        if mode == "sae" and self._sae_pending is not None:
+            raise SAEError("the SAE features are still loading; try again in a moment")
 
     def close(self) -> None:
         """Release the index (its database connection); the Session is not used afterwards."""
@@ -68,8 +105,8 @@ class Session:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """Modes available (no 'sae' when the index has no SAE)."""
-        return self.directions.modes
+        """Modes available (no 'sae' when the index has no SAE; 'sae' while it is loading)."""
+        return PROVIDERS if self._sae_pending is not None else self.directions.modes
 
     @property
     def step_size(self) -> float:
@@ -110,6 +147,7 @@ class Session:
     def select_direction(self, id: int, provider: str | None = None) -> DirectionRef:  # noqa: A002
         """Select direction `id` of `provider` (default: the current mode) for stepping."""
         ref = DirectionRef(provider or self._mode, id)
+        self._check_sae_ready(ref.provider)
         self.directions.provider(ref.provider).vector(ref.id)  # validates the id
         self._selection[ref.provider] = ref
         if self.codes is not None:  # W_enc·d in the background: the first step along it is an axpy
@@ -191,5 +229,6 @@ class Session:
     def active_directions(self, n: int = 10, mode: str | None = None,
                           query: Query | None = None) -> list[ActiveDirection]:
         """The `mode`'s (default: current) directions most active for `query`, strongest first."""
+        self._check_sae_ready(mode or self._mode)
         return self.directions.active(mode or self._mode, self.query if query is None else query, n,
                                       self.terms, self.codes)

@@ -31,6 +31,22 @@ class SAECode(NamedTuple):
 
 
 
+UNIT_TOLERANCE = 1e-5
+"""Decoder rows whose norm is within this of 1 are used as stored (training keeps them unit)."""
+
+
+def unit_rows(rows: np.ndarray, tolerance: float = UNIT_TOLERANCE) -> np.ndarray:
+    """`rows` [n, d] float32 with every row of unit norm: the array itself when each row's norm is
+    within `tolerance` of 1 (one pass, no temporary [n, d] array), else a copy with the others rescaled."""
+    squared = np.einsum("ij,ij->i", rows, rows)
+    off = np.flatnonzero(~(np.abs(squared - 1.0) <= 2 * tolerance))  # NaN counts as off
+    if off.size == 0:
+        return rows
+    rows = rows.copy()
+    rows[off] /= np.sqrt(np.maximum(squared[off], 1e-24))[:, None]
+    return rows
+
+
 class SAEDirections:
     """Decoder columns of a top-k SAE as directions; fast single-query encoder (no autograd)."""
 
@@ -57,9 +73,7 @@ class SAEDirections:
         self.scale, self.input_norm, self.sae_name = float(scale), float(input_norm), sae_name
         self._w_enc = w_enc
         self.b_enc, self.b_pre = b_enc, b_pre
-        rows = np.ascontiguousarray(w_dec.T)  # [n, d]: a direction is one contiguous row
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        self._rows = rows / np.maximum(norms, 1e-12)
+        self._rows = unit_rows(np.ascontiguousarray(w_dec.T))  # [n, d]: a direction is one contiguous row
         self._rows.setflags(write=False)
         # pre(q) = (r/‖q‖) / s · W_enc q + (b_enc − W_enc b_pre / s)
         self._offset = b_enc - self.project(b_pre) / self.scale

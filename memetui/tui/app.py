@@ -18,11 +18,12 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
-from ..errors import MemetuiError
+from ..errors import MemetuiError, SAEError
 from ..session import Session
 from ..steer.parse import parse_typed
 from ..steer.query import Query
 from ..text import terminal_safe
+from . import sae_loading
 from .images import ThumbnailCache, card_key
 from .threads import call_from_worker
 from .keys import default_bindings, help_rows, load_keymap
@@ -51,8 +52,8 @@ class MemeApp(App):
     COMMANDS = App.COMMANDS | {ActionCommands}
 
     def __init__(self, session: Session, graphics: str = "halfblock", query_file: Path | None = None,
-                 device_name: str = "cpu", restore_history: bool = True, notices: list[str] | None = None):
-        """`notices`: raw messages to show once the app is up (e.g. why the SAE was not loaded)."""
+                 device_name: str | None = "cpu", restore_history: bool = True, notices: list[str] | None = None):
+        """`notices`: raw messages to show once up (e.g. why the SAE was not loaded); `device_name` None: found later."""
         super().__init__()
         self.notices = list(notices or [])
         self.session = session
@@ -99,6 +100,7 @@ class MemeApp(App):
             self.set_keymap(keymap)
         self._keymap = keymap
         self.panel.focus()
+        sae_loading.mark_loading(self)
         try:
             self._initial_query()
         except MemetuiError as exc:
@@ -110,16 +112,23 @@ class MemeApp(App):
 
     def _initial_query(self) -> None:
         session = self.session
+        sae_loading.with_sae_if_needed(self, self._restore_query)  # a restored query may steer along SAE features
+        if not session.query.terms and session.items.first_row is not None:
+            session.add_image(session.items.first_row)
+        session.start_here()  # undo stops at the start query
+
+    def _restore_query(self) -> None:
+        session = self.session
         if self.query_file is not None:
             session.files.load_query(self.query_file)
         elif self.restore_history:
             try:
                 session.files.load_history()
+            except SAEError:
+                if session.sae_pending is not None:
+                    raise
             except MemetuiError:
                 pass
-        if not session.query.terms and session.items.first_row is not None:
-            session.add_image(session.items.first_row)
-        session.start_here()  # undo stops at the start query
 
     def on_unmount(self) -> None:
         if self._busy_timer is not None:
@@ -154,7 +163,7 @@ class MemeApp(App):
         if self.grid.unrendered(tiles[: self.grid.visible_count]):
             return False
         try:
-            panel = self.session.features.panel(mode, query, self.session.selected, results[: self.grid.visible_count])
+            panel = sae_loading.panel(self.session, mode, query, self.session.selected, results[: self.grid.visible_count])
         except MemetuiError:
             return False
         self._apply(generation, tiles, panel, 0.0)  # a cache hit: no search ran
@@ -171,10 +180,11 @@ class MemeApp(App):
         stale = lambda: generation != self.generation  # noqa: E731  a newer keypress superseded this search
         try:
             page = self.session.results(RESULTS, query=query)
-            panel = self.session.features.panel(mode, query, selected, page.results[:visible])
+            panel = sae_loading.panel(self.session, mode, query, selected, page.results[:visible])
         except MemetuiError as exc:
             call_from_worker(self, partial(self.say, str(exc), severity="error"))
             call_from_worker(self, self._show_status)
+            call_from_worker(self, sae_loading.start, self)
             return
         tiles = _tiles(page.results)
         # thumbnails on screen are rendered before the results are shown: one repaint per keypress
@@ -196,6 +206,7 @@ class MemeApp(App):
         self.call_after_refresh(self._prefetch, generation, snapshots, self.session.mode, self.grid.visible_count)
         if self.results_shown == 1:
             self.call_after_refresh(gc.freeze)  # torch, the index and Textual stay out of gen-2 scans: no 200 ms pauses
+            self.call_after_refresh(sae_loading.start, self)  # the SAE (torch) loads once results are on screen
 
     @work(thread=True, exclusive=True, group="prefetch")
     def _prefetch(self, generation: int, queries: list[Query], mode: str, visible: int) -> None:
@@ -214,7 +225,7 @@ class MemeApp(App):
 
     def _show_status(self, busy: bool = False) -> None:
         session = self.session
-        self.status_bar.show(images=session.items.live_count, device=session.terms.device_label or self.device_name,
+        self.status_bar.show(images=session.items.live_count, device=session.terms.device_label or self.device_name or "…",
                              mode=session.mode, step=session.step_size, search_ms=self.last_search_ms, busy=busy,
                              undo=session.undo_depth)
 
@@ -370,6 +381,8 @@ class MemeApp(App):
 
     def action_gallery(self) -> None:
         """`f`: every live SAE feature (labels, rate, exemplars); enter picks the direction to step along."""
+        if sae_loading.waiting(self):
+            return
         self.push_screen(GalleryScreen(self.session, self.cache), lambda picked: picked and self.refresh_view())
 
     def action_help(self) -> None:

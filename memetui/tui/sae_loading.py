@@ -1,0 +1,115 @@
+"""The app's SAE, loaded after its first results: torch and the weights stay off the first frame.
+
+`memetui` opens the Session with `defer_sae=True`: the first search needs only the memory-mapped
+embeddings and the ANN. Once the first results are on screen a worker thread imports torch, loads
+the SAE (and resolves the device name when none was given); the UI thread then attaches it and
+refreshes, so the panel fills in. Until then the panel's title says "loading features…" and keys
+that need the SAE say they are waiting for it.
+"""
+
+from __future__ import annotations
+
+import gc
+from functools import partial
+
+from ..errors import MemetuiError, SAEError
+from ..session.features import PanelData
+from .threads import call_from_worker
+
+LOADING_TITLE = "loading features…"
+NO_SAE = "started without an SAE (PCA and random only)"
+
+
+def panel(session, mode: str, query, selected, results) -> PanelData:
+    """The session's PanelData, or an empty SAE panel while its SAE is still loading."""
+    if mode == "sae" and session.sae_pending is not None:
+        return PanelData("sae", None, [], [])
+    return session.features.panel(mode, query, selected, results)
+
+
+def mark_loading(app) -> None:
+    """Title the feature panel "loading features…" while the session's SAE is pending."""
+    if app.session.sae_pending is not None:
+        app.panel.border_title = LOADING_TITLE
+
+
+def with_sae_if_needed(app, restore) -> None:
+    """Run `restore()`; when it needs the SAE still pending (SAEError), load that now and run it again."""
+    try:
+        restore()
+    except SAEError:
+        if app.session.sae_pending is None:
+            raise
+        load_now(app)
+        restore()
+
+
+def waiting(app) -> bool:
+    """Whether the SAE is still loading; says so (for keys that need it)."""
+    if app.session.sae_pending is None:
+        return False
+    app.say("the SAE features are still loading; try again in a moment", timeout=3)
+    return True
+
+
+def start(app) -> None:
+    """Once per app: load the pending SAE and resolve a device name not yet known, in a worker thread."""
+    if getattr(app, "_background_load_started", False):
+        return
+    app._background_load_started = True
+    if app.session.sae_pending is None and app.device_name is not None:
+        return
+    app.run_worker(partial(_load, app), thread=True, group="sae-load", exit_on_error=False)
+
+
+def load_now(app) -> None:
+    """Load and attach the pending SAE on this thread (a restored query steers along its features)."""
+    sae, error = _read_sae(app.session)
+    _attach(app, sae, error, None)
+
+
+def _read_sae(session):
+    """(SAEDirections or None, error text or None) of the session's pending SAE."""
+    if session.sae_pending is None:
+        return None, None
+    try:
+        return session.load_sae(), None
+    except MemetuiError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the app running without the SAE
+        text = str(exc).strip().splitlines()
+        return None, f"cannot load the SAE: {text[0] if text else type(exc).__name__}"
+
+
+def _load(app) -> None:
+    """The worker: the device name (imports torch), then the SAE; attached on the UI thread."""
+    device = None
+    if app.device_name is None:
+        try:
+            from ..devices import pick_device
+
+            device = str(pick_device(None))
+        except Exception:  # noqa: BLE001 - the status bar then just says cpu
+            device = "cpu"
+    sae, error = _read_sae(app.session)
+    call_from_worker(app, _attach, app, sae, error, device)
+
+
+def _attach(app, sae, error: str | None, device: str | None) -> None:
+    """UI thread: attach the loaded SAE (or go on without one, saying why) and refresh the view."""
+    if device is not None:
+        app.device_name = device
+    session = app.session
+    if session.sae_pending is not None:
+        try:
+            session.attach_sae(sae)
+        except SAEError as exc:
+            session.attach_sae(None)
+            error = str(exc)
+        if error:
+            app.say(f"{error}; {NO_SAE}", severity="error", timeout=15)
+        app.panel.border_title = None
+        gc.freeze()  # torch and the weights stay out of gen-2 scans, as the rest did at the first results
+        app.refresh_view()
+    elif device is not None:
+        app._show_status()
