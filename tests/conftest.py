@@ -86,6 +86,21 @@ def build_tiny_index(images: Path, index: Path) -> Path:
     return index
 
 
+def save_broken_sae(index: Path, name: str, tensor: str, value: float) -> None:
+    """Save an SAE named `name` into `index` that fits it but holds one non-finite `value` in `tensor`."""
+    import torch
+
+    from memetui.index.store import IndexStore
+    from memetui.sae.model import TopKSAE
+
+    store = IndexStore.open(index)
+    broken = TopKSAE(store.dim, 32, 4, meta={"model": {"sha256": store.model.sha256}})
+    with torch.no_grad():
+        getattr(broken, tensor)[0, 0] = value
+    broken.save(store.sae_dir / name)
+    store.close()
+
+
 @pytest.fixture
 def tiny_index(tiny_model_dir, tmp_path):
     """Factory: build an index over `count` generated images; returns the index folder."""

@@ -84,19 +84,11 @@ async def test_results_are_shown_before_the_sae_is_loaded_then_the_panel_fills_i
 
 
 async def test_a_corrupt_deferred_sae_is_said_in_full_and_the_app_goes_on_with_pca(tiny_index):
-    import torch
-
-    from memetui.index.store import IndexStore
-    from memetui.sae.model import TopKSAE
+    from conftest import save_broken_sae
     from test_display_text import record_notifications
 
     index = tiny_index(12)
-    store = IndexStore.open(index)
-    broken = TopKSAE(store.dim, 32, 4, meta={"model": {"sha256": store.model.sha256}})
-    with torch.no_grad():
-        broken.W_enc[0, 0] = float("inf")
-    broken.save(store.sae_dir / "broken")
-    store.close()
+    save_broken_sae(index, "broken", "W_enc", float("inf"))
     app = deferred_app(index)
     said = record_notifications(app)
     async with app.run_test(size=(140, 45)) as pilot:

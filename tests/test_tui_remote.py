@@ -68,22 +68,14 @@ async def test_app_shows_cards_opens_urls_and_details_metadata(imported_index, m
 
 
 async def test_a_corrupt_sae_does_not_stop_the_app_and_is_named_in_full(tiny_index):
-    import torch
-
+    from conftest import save_broken_sae
     from memetui.commands.app_cmd import open_session
-    from memetui.index.store import IndexStore
-    from memetui.sae.model import TopKSAE
     from memetui.tui.app import MemeApp
     from test_display_text import record_notifications
     from test_tui import settle
 
     index = tiny_index(12)
-    store = IndexStore.open(index)
-    broken = TopKSAE(store.dim, 32, 4, meta={"model": {"sha256": store.model.sha256}})
-    with torch.no_grad():
-        broken.W_dec[0, 0] = float("nan")
-    broken.save(store.sae_dir / "broken")
-    store.close()
+    save_broken_sae(index, "broken", "W_dec", float("nan"))
     session, notices = open_session(index, "cpu", None, defer_sae=False)  # deferred: tests/test_sae_loading.py
     assert not session.has_sae and session.modes == ("pca", "random")
     assert len(notices) == 1 and "broken" in notices[0] and "non-finite" in notices[0]
