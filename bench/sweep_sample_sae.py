@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("index")
     parser.add_argument("--configs", nargs="+", required=True, help="LATENTS:K:EPOCHS")
     parser.add_argument("--directions", type=int, default=128)
-    parser.add_argument("--revive", type=float, default=0.0)
+    parser.add_argument("--revive", action="store_true", help="TrainConfig.revive (raise b_enc of dead latents)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
