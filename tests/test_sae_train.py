@@ -173,3 +173,14 @@ def test_a_given_learning_rate_trains_one_run():
     trainer = Trainer(data, TrainConfig(n_latents=64, k=4, batch_size=128, lr=4e-3))
     assert [run.lr for run in trainer.runs] == [4e-3] and trainer.plan.search == 0
     assert TrainConfig(lr_search=0).lr_candidates() == [TrainConfig().learning_rate]
+
+
+def test_evaluations_during_training_read_a_fixed_bounded_subset_of_validation_rows():
+    from memetui.sae.train import interim_rows
+
+    small = np.arange(100, 5000)
+    assert interim_rows(small, 10_000) is small
+    large = np.arange(3, 1_000_003, 7)  # 142,858 rows
+    picked = interim_rows(large, 16_384)
+    assert 8_192 < len(picked) <= 16_384 and np.isin(picked, large).all()
+    assert np.array_equal(picked, interim_rows(large, 16_384)) and picked[0] == large[0]

@@ -97,6 +97,15 @@ class TrainResult:
     """Mean CPU milliseconds per step for each stage."""
 
 
+INTERIM_EVAL_ROWS = 16384
+"""Validation rows the evaluations during training read at most (the final pass reads every row)."""
+
+
+def interim_rows(rows: np.ndarray, limit: int = INTERIM_EVAL_ROWS) -> np.ndarray:
+    """At most `limit` of `rows`, evenly strided (the same rows at every evaluation of a run)."""
+    return rows if len(rows) <= limit else rows[:: -(-len(rows) // limit)]
+
+
 @torch.no_grad()
 def evaluate(sae: TopKSAE, data: EmbeddingData, rows: np.ndarray | None = None, batch_size: int = 2048,
              matmul_dtype: torch.dtype | None = None) -> EvalMetrics:
@@ -215,7 +224,7 @@ class Trainer:
         run = self.runs[0]
         val = None
         if step % plan.eval_every == 0 and not self.done:
-            val = evaluate(run.sae, self.data, matmul_dtype=self.matmul_dtype)
+            val = evaluate(run.sae, self.data, interim_rows(self.data.val_rows), matmul_dtype=self.matmul_dtype)
             run.history[-1].update({f"val_{key}": value for key, value in val.to_dict().items()})
         h = run.history[-1]
         rate = step * cfg.batch_size / max(sum(timer.totals.values()), 1e-9)
