@@ -58,7 +58,7 @@ def test_json_of_the_wrong_shape_is_one_line(tmp_path):
 
 def test_shipped_sample_sae_without_a_hash_still_loads():
     loaded = TopKSAE.load(ROOT / "sample_index" / "sae" / "sample")
-    assert loaded.n_latents == 2048 and torch.isfinite(loaded.W_dec).all()
+    assert loaded.n_latents == 512 and torch.isfinite(loaded.W_dec).all()
 
 
 KILLED_WRITER = """
