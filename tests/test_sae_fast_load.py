@@ -1,4 +1,4 @@
-"""Cheap SAE loading (one read, hashed as it lands; no random init; one summing pass for finiteness)
+"""Cheap SAE loading (no random init; one summing pass for finiteness)
 and PCA fitted on a seeded sample above a row threshold: same results, same refusals."""
 
 from __future__ import annotations

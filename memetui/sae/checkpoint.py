@@ -1,9 +1,8 @@
 """SAE checkpoints: NAME.safetensors + NAME.json written as a verified pair, loaded with checks.
 
 The JSON records the sha256 of the tensors file it belongs to, so a pair broken by a crash between the
-two writes (new tensors, old JSON) is detected at load. Loading reads the file once: each block is
-hashed as it lands in the tensor it belongs to (no second read, no copy), and the model is built
-around those tensors (no random initialisation first). Loading refuses non-finite weights (one
+two writes (new tensors, old JSON) is detected at load. The safetensors library reads the tensors
+and the model is built around them (no random initialisation first). Loading refuses non-finite weights (one
 summing pass per tensor; an exact element check only when a sum is not finite). Every refusal is
 one `SAEError` line. Names are plain file names; hidden `*.PID.tmp` files left by a killed
 writer (memetui/atomic.py) are removed by the next writer of the folder.
@@ -11,11 +10,9 @@ writer (memetui/atomic.py) are removed by the next writer of the folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import struct
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,11 +25,6 @@ from ..hashing import sha256_file
 CHECKPOINT_FORMAT = 1
 """JSON format; `tensors_sha256` is optional in format 1 (the shipped SAEs predate it)."""
 TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec", "b_pre")
-READ_BLOCK = 16 << 20
-"""Bytes read (and hashed) per step while loading tensors."""
-MAX_HEADER = 100 << 20
-"""Largest safetensors JSON header accepted (safetensors' own limit)."""
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 _TMP = (re.compile(r"^\..+\.(\d+)\.\d+\.tmp$"), re.compile(r"^\..+\.(\d+)\.tmp$"))
 """`.NAME.PID.THREAD.tmp` (memetui/atomic.py), or `.NAME.PID.tmp` from earlier versions."""
 
@@ -150,68 +142,20 @@ def all_finite(tensor: torch.Tensor) -> bool:
 
 
 def read_tensors(path: Path, hashed: bool = True) -> tuple[dict[str, torch.Tensor], str | None]:
-    """(tensors, sha256 hex of the file or None) of a safetensors file read once, block by block,
-    straight into one tensor per entry (float dtypes only); ValueError when the file is malformed."""
-    digest = hashlib.sha256() if hashed else None
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        head = handle.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{path.name} is not a safetensors file (too short)")
-        header_len = struct.unpack("<Q", head)[0]
-        if header_len > min(MAX_HEADER, size - 8):
-            raise ValueError(f"{path.name}: bad safetensors header length {header_len}")
-        header_bytes = handle.read(header_len)
-        if digest is not None:
-            digest.update(head)
-            digest.update(header_bytes)
-        entries = _entries(json.loads(header_bytes.decode("utf-8")), size - 8 - header_len, path.name)
-        tensors = {}
-        for key, dtype, shape, length in entries:
-            tensor = torch.empty(shape, dtype=dtype)
-            _read_into(handle, tensor.view(-1).view(torch.uint8).numpy(), length, digest, path.name)
-            tensors[key] = tensor
-    return tensors, digest.hexdigest() if digest is not None else None
+    """(tensors, sha256 hex of the file or None) of a safetensors file, float dtypes only, read by the
+    safetensors library (which checks the header and that the tensors tile the data exactly);
+    ValueError when the file is malformed."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
-
-def _entries(header, data_len: int, file_name: str) -> list[tuple[str, torch.dtype, list[int], int]]:
-    """(name, dtype, shape, bytes) per tensor in file order; they must tile the data exactly, as safetensors requires."""
-    if not isinstance(header, dict):
-        raise ValueError(f"{file_name}: the header is not an object")
-    entries, end = [], 0
-    items = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
-                   key=lambda item: tuple(item[1].get("data_offsets") or ()) if isinstance(item[1], dict) else ())
-    for key, info in items:
-        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
-            raise ValueError(f"{file_name}: tensor {key} has an unsupported dtype")
-        shape, offsets = info.get("shape"), info.get("data_offsets")
-        if (not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape)
-                or not isinstance(offsets, list) or len(offsets) != 2):
-            raise ValueError(f"{file_name}: tensor {key} has a bad shape or offsets")
-        dtype = _DTYPES[info["dtype"]]
-        length = dtype.itemsize
-        for dim in shape:
-            length *= dim
-        if offsets != [end, end + length]:
-            raise ValueError(f"{file_name}: tensor {key}'s offsets {offsets} do not follow the data layout")
-        end += length
-        entries.append((key, dtype, shape, length))
-    if end != data_len:
-        raise ValueError(f"{file_name}: the tensors cover {end} of {data_len} data bytes (truncated or padded)")
-    return entries
-
-
-def _read_into(handle, out, length: int, digest, file_name: str) -> None:
-    """Fill the byte array `out` (`length` bytes) from `handle`, hashing each block as it arrives."""
-    view = memoryview(out).cast("B")
-    done = 0
-    while done < length:
-        got = handle.readinto(view[done:done + min(READ_BLOCK, length - done)])
-        if not got:
-            raise ValueError(f"{file_name} is truncated")
-        if digest is not None:
-            digest.update(view[done:done + got])
-        done += got
+    try:
+        tensors = load_file(str(path))
+    except SafetensorError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+    odd = [key for key, tensor in tensors.items() if not tensor.is_floating_point()]
+    if odd:
+        raise ValueError(f"{path.name}: tensor {odd[0]} has an unsupported dtype")
+    return tensors, sha256_file(path) if hashed else None
 
 
 class SAESummary(NamedTuple):
