@@ -64,7 +64,7 @@ def main() -> int:
     session = Session(store, sae=directions)
     captions = index_captions(store)
     vocab = vocabulary_file(store.model.pretrained)
-    labeller = text_labeller(session.terms.embedder) if captions else None
+    labeller = text_labeller(session.terms.embedder, store) if captions else None
     options = CompareOptions(args.directions, starts=16, per_start=2, bootstrap=args.bootstrap, seed=args.seed)
     report = compare(store, {m: session.directions.provider(m) for m in session.directions.modes},
                      session.searcher.ann.search, directions, options, labeller=labeller, captions=captions)

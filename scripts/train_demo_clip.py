@@ -84,10 +84,10 @@ def word_view(caption: str, parts: list[str], rng: random.Random) -> str | None:
     return None
 
 
-def augment_caption(caption: str, rng: random.Random) -> str:
-    """A random view of a caption: word-level (p 0.35) or first phrase + random keywords, suffix drop."""
+def augment_caption(caption: str, rng: random.Random, word_views: float = 0.35) -> str:
+    """A random view of a caption: word-level (p `word_views`) or first phrase + random keywords, suffix drop."""
     parts = [p.strip() for p in caption.split(",") if p.strip()] or [caption]
-    if rng.random() < 0.35 and (text := word_view(caption, parts, rng)):
+    if rng.random() < word_views and (text := word_view(caption, parts, rng)):
         return text
     rest = [p for p in parts[1:] if rng.random() < 0.6]
     rng.shuffle(rest)
@@ -212,6 +212,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=500,
                         help="held-out recall + word figures every N steps (0: end only)")
+    parser.add_argument("--word-views", type=float, default=0.35,
+                        help="share of texts that are query-like word views (one word, one keyword, two words)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="continue from these fp16 safetensors weights (a previous run's output) instead of "
+                             "a random initialisation; its training.json, when beside it, is recorded")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="quick comparisons only: schedule over this wall-clock budget instead of --steps "
                              "(not reproducible)")
@@ -228,6 +233,15 @@ def main() -> None:
     name = args.config.stem
     open_clip.add_model_config(args.config)
     model, _, preprocess = open_clip.create_model_and_transforms(name)
+    previous = None
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
+        beside = args.init.with_name("training.json")
+        if beside.is_file():
+            old = json.loads(beside.read_text())
+            previous = {key: old.get(key) for key in ("command", "steps", "epochs", "train_seconds", "init")}
     tokenizer = open_clip.get_tokenizer(name)
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
@@ -269,7 +283,7 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         x = (augment_images(base[idx], size, gen) - mean) / std
-        texts = [augment_caption(captions[i], rng) for i in idx]
+        texts = [augment_caption(captions[i], rng, args.word_views) for i in idx]
         mask = positives(texts, [captions[i] for i in idx])
         tokens = tokenizer([template(t, rng) for t in texts])
         img = F.normalize(model.encode_image(x), dim=-1)
@@ -324,10 +338,11 @@ def main() -> None:
            "loss": "symmetric multi-positive InfoNCE (a text is also positive for every image whose caption "
                    "holds all its content words; soft targets), learnable temperature (logit scale <= 100)",
            "image_aug": "random resized crop area 0.5-1 aspect 3/4-4/3, brightness/saturation/contrast +-15%",
-           "caption_aug": "word view (p 0.35: one content word 0.5, one keyword 0.3, two words 0.2), else "
+           "caption_aug": f"word view (p {args.word_views}: one content word 0.5, one keyword 0.3, two words 0.2), else "
                           "first phrase + random keywords (p 0.6 each), drop emoji suffix (p 0.25); "
                           "neutral template (p 0.2)"},
         "steps": step, "epochs": round(step * args.batch / len(train), 1),
+        "init": {"file": str(args.init), "previous_training": previous} if args.init else None,
         "train_seconds": round(train_seconds), "total_seconds": round(time.time() - wall_start),
         "recall_heldout": heldout, "recall_all": full, "words_all": words, "log": log,
     }

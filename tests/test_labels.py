@@ -113,6 +113,25 @@ def test_exemplar_labels_and_dead_latents_per_split(tmp_path):
     assert dead.val >= dead.all
 
 
+def test_text_labels_read_the_exemplars_against_the_whole_index(tmp_path):
+    from memetui.sae.labels import read_exemplars, text_match_statistics
+
+    store = cluster_index(tmp_path)
+    eye = np.eye(DIM, dtype=np.float32)
+    # text embeddings sit in their own cone (a shared axis), as CLIP's do; "picture" is close to every image
+    words = [0.4 * eye[j] + 0.9 * eye[DIM - 1] for j in range(len(WORDS))]
+    vocab_emb = np.vstack(words + [eye[0] + eye[1] + eye[2]])
+    vocab_emb /= np.linalg.norm(vocab_emb, axis=1, keepdims=True)
+    stats = text_match_statistics(store.embeddings, np.flatnonzero(store.live_mask()), vocab_emb)
+    assert stats[0].shape == (4,) and stats[0][3] > stats[0][0] > 0 and (stats[1] > 0).all()
+    exemplars = [np.arange(j * PER, j * PER + 10) for j in range(len(WORDS))] + [np.array([PER, -1]), np.array([-1])]
+    labels = read_exemplars(exemplars, store.embeddings, WORDS + ["picture"], vocab_emb, stats, top=2)
+    assert [found[0] for found in labels[:4]] == WORDS + ["boat"]  # raw cosine would say "picture" everywhere
+    assert labels[4] == []
+    mean_cos = np.asarray(store.embeddings[:10], np.float32) @ vocab_emb.T
+    assert mean_cos.mean(0).argmax() == 3
+
+
 def test_compare_reports_label_precision_with_intervals(tmp_path):
     from memetui.sae.labels import label_directions
     from memetui.session import Session
@@ -124,7 +143,8 @@ def test_compare_reports_label_precision_with_intervals(tmp_path):
     session = Session(store, sae=sae)
     vocab_emb = np.eye(DIM, dtype=np.float32)[: len(WORDS)]
 
-    def labeller(vectors):
+    def labeller(vectors, rows):
+        assert len(rows) == len(vectors)
         return label_directions(vectors, WORDS, vocab_emb, top=1, remove_mean=False)
 
     providers = {m: session.directions.provider(m) for m in session.directions.modes}

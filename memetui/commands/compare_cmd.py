@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         labeller = None
         if captions:
             status.update("embedding the label vocabulary")
-            labeller = text_labeller(session.terms.embedder)
+            labeller = text_labeller(session.terms.embedder, session.store)
         report = compare(session.store, {name: directions.provider(name) for name in directions.modes},
                          session.searcher.ann.search, directions.sae, options,
                          progress=lambda name: status.update(f"measuring {name} directions"),

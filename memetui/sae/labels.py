@@ -1,9 +1,12 @@
 """Automatic text labels for SAE features, from two sources stored side by side in the checkpoint.
 
-- `labels` (text tower): label(j) = top-3 vocabulary entries v by cos(v − v̄, W_dec[j]), with v the
-  CLIP text embedding of an entry and v̄ the vocabulary's mean embedding (removed so that generic
-  words do not win everywhere). The vocabulary is `<checkpoint stem>.vocab.txt` beside the model's
-  checkpoint when there is one (the demo CLIP: the words it was trained on), else
+- `labels` (text tower): the text tower reads the feature's top exemplar images. With t_v the CLIP text
+  embedding of vocabulary entry v and m_j the mean of feature j's top-10 exemplar image embeddings,
+  label(j) = the top-3 entries by z_v = (t_v · m_j − μ_v) / σ_v, where μ_v and σ_v are the mean and
+  standard deviation of t_v · x over the index's images (so words that match every image, or none,
+  do not win). Without an index (no exemplars) the entries closest to the decoder direction,
+  cos(t_v − t̄, W_dec[j]), stand in. The vocabulary is `<checkpoint stem>.vocab.txt` beside the
+  model's checkpoint when there is one (the demo CLIP: the words it was trained on), else
   memetui/data/vocab.txt (general English nouns, for real CLIPs);
 - `exemplar_labels`: the most distinctive words (tf-idf, memetui.sae.words) of the feature's top-10
   exemplars over the whole index: captions, folder and file names and text in the image (OCR).
@@ -64,6 +67,51 @@ def label_directions(directions: torch.Tensor | np.ndarray, vocab: Sequence[str]
     return labels
 
 
+def text_match_statistics(embeddings, rows: np.ndarray, vocab_embeddings: np.ndarray, sample: int = 16_384,
+                          batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Per vocabulary entry, mean and standard deviation of its text-image cosine over (an evenly strided
+    sample of at most `sample` of) `rows` of `embeddings`."""
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    if len(rows) > sample:
+        rows = rows[np.linspace(0, len(rows) - 1, sample).astype(np.int64)]
+    t = torch.as_tensor(np.asarray(vocab_embeddings, dtype=np.float32))
+    total, squares = torch.zeros(t.shape[0], dtype=torch.float64), torch.zeros(t.shape[0], dtype=torch.float64)
+    for start in range(0, len(rows), batch_size):
+        x = F.normalize(torch.from_numpy(np.asarray(embeddings[rows[start:start + batch_size]], np.float32)), dim=1)
+        sims = (x @ t.T).double()
+        total += sims.sum(0)
+        squares += (sims * sims).sum(0)
+    count = max(len(rows), 1)
+    mean = total / count
+    std = (squares / count - mean * mean).clamp(min=1e-12).sqrt()
+    return mean.float().numpy(), std.float().numpy()
+
+
+def read_exemplars(exemplar_rows: Sequence[Sequence[int]], embeddings, vocab: Sequence[str],
+                   vocab_embeddings: np.ndarray, statistics: tuple[np.ndarray, np.ndarray],
+                   top: int = 3) -> list[list[str]]:
+    """Per direction, the `top` vocabulary entries whose text embedding matches its exemplar images most,
+    in standard deviations above the entry's mean match over the index (rows < 0 are padding)."""
+    t = torch.as_tensor(np.asarray(vocab_embeddings, dtype=np.float32))
+    if t.shape[0] != len(vocab):
+        raise SAEError(f"vocabulary embeddings {tuple(t.shape)} do not fit {len(vocab)} entries")
+    mean, std = (torch.as_tensor(a) for a in statistics)
+    top = min(top, len(vocab))
+    labels: list[list[str]] = []
+    for start in range(0, len(exemplar_rows), 4096):
+        chunk = [np.asarray(r, dtype=np.int64) for r in exemplar_rows[start:start + 4096]]
+        chunk = [r[r >= 0] for r in chunk]
+        centres = torch.zeros(len(chunk), t.shape[1])
+        for i, rows in enumerate(chunk):
+            if len(rows):
+                x = torch.from_numpy(np.asarray(embeddings[np.sort(rows)], np.float32))
+                centres[i] = F.normalize(x, dim=1).mean(0)
+        best = ((centres @ t.T - mean) / std).topk(top, dim=1).indices
+        labels.extend([[clean_label(vocab[i]) for i in row] if len(rows) else []
+                       for row, rows in zip(best.tolist(), chunk)])
+    return labels
+
+
 def vocabulary_file(pretrained: str | None) -> Path:
     """`<checkpoint stem>.vocab.txt` beside the local checkpoint `pretrained` when it exists, else VOCAB_FILE."""
     from ..embed import resolve_checkpoint
@@ -90,32 +138,50 @@ def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, s
     vocab = list(vocab)
     if embedder.dim != sae.d:
         raise SAEError(f"text model dimension {embedder.dim} does not match the SAE's {sae.d}")
-    sae.labels = label_directions(sae.decoder_directions.cpu(), vocab, embedder.embed_texts(vocab), top)
-    sources = {"labels": f"text tower, vocabulary {source} ({len(vocab)} entries)"}
-    if store is not None:
-        sae.meta["exemplar_labels"] = exemplar_labels(sae, store, top)
-        sources["exemplar_labels"] = "tf-idf words of the top-10 exemplars' captions, file names and OCR text"
-    sae.meta["label_sources"] = sources
+    embedded = embedder.embed_texts(vocab)
+    if store is None:
+        sae.labels = label_directions(sae.decoder_directions.cpu(), vocab, embedded, top)
+        sae.meta["label_sources"] = {"labels": f"text tower by decoder direction, vocabulary {source} "
+                                               f"({len(vocab)} entries)"}
+        return sae.labels
+    top_rows = exemplar_rows(sae, store)
+    live = np.flatnonzero(store.live_mask())
+    sae.labels = read_exemplars(top_rows, store.embeddings, vocab, embedded,
+                                text_match_statistics(store.embeddings, live, embedded), top)
+    sae.meta["exemplar_labels"] = exemplar_labels(sae, store, top, top_rows=top_rows)
+    sae.meta["label_sources"] = {
+        "labels": f"text tower reading the top-10 exemplars, vocabulary {source} ({len(vocab)} entries)",
+        "exemplar_labels": "tf-idf words of the top-10 exemplars' captions, file names and OCR text"}
     return sae.labels
 
 
-def exemplar_labels(sae, store, top: int = 3, exemplars: int = 10) -> list[list[str]]:
-    """Per latent, the `top` most distinctive words of its top-`exemplars` rows over all live rows of `store`."""
-    from ..index.captions import row_documents
+def exemplar_rows(sae, store, exemplars: int = 10) -> np.ndarray:
+    """[latents, exemplars] top-activating live rows of `store` per latent (-1 pads latents that fire less)."""
     from .export import feature_stats
-    from .words import document_frequencies, exemplar_words
 
     if sae.d != store.dim:
         raise SAEError(f"SAE dimension {sae.d} does not match the index's {store.dim}")
-    stats = feature_stats(sae, store.embeddings, np.flatnonzero(store.live_mask()), top=exemplars, low=1)
+    return feature_stats(sae, store.embeddings, np.flatnonzero(store.live_mask()), top=exemplars, low=1).top_rows
+
+
+def exemplar_labels(sae, store, top: int = 3, exemplars: int = 10, top_rows: np.ndarray | None = None
+                    ) -> list[list[str]]:
+    """Per latent, the `top` most distinctive words of its top-`exemplars` rows over all live rows of `store`."""
+    from ..index.captions import row_documents
+    from .words import document_frequencies, exemplar_words
+
+    if top_rows is None:
+        top_rows = exemplar_rows(sae, store, exemplars)
     doc_words, df = document_frequencies(row_documents(store))
-    return [[clean_label(w) for w in found] for found in exemplar_words(stats.top_rows, doc_words, df, top)]
+    return [[clean_label(w) for w in found] for found in exemplar_words(top_rows, doc_words, df, top)]
 
 
-def text_labeller(embedder, vocab: Sequence[str] | None = None, top: int = 3):
-    """A function [n, d] directions -> their text-tower labels (vocabulary embedded once, as `label_sae` does)."""
+def text_labeller(embedder, store, vocab: Sequence[str] | None = None, top: int = 3):
+    """A function (directions [n, d], their exemplar rows) -> text-tower labels read from the exemplars of
+    `store`, as `label_sae` does (vocabulary embedded and its index statistics computed once)."""
     if vocab is None:
         vocab = load_vocabulary(vocabulary_file(getattr(getattr(embedder, "info", None), "pretrained", None)))
     vocab = list(vocab)
     embedded = embedder.embed_texts(vocab)
-    return lambda directions: label_directions(directions, vocab, embedded, top)
+    statistics = text_match_statistics(store.embeddings, np.flatnonzero(store.live_mask()), embedded)
+    return lambda directions, rows: read_exemplars(rows, store.embeddings, vocab, embedded, statistics, top)

@@ -140,7 +140,7 @@ def compare(store, providers: dict, search, sae=None, options: CompareOptions | 
     """Score each provider in `providers` (name -> DirectionProvider; 'random' is replaced by fresh
     seeded directions) on `store`'s rows. `search(vector, k)` is the ANN the app uses (returns Hits);
     `sae` (SAEDirections) measures how a step's change lands on the stepped feature.
-    `labeller([n, d] vectors) -> [n] label lists` and `captions` (row -> text) give label precision.
+    `labeller([n, d] vectors, [n] exemplar rows) -> [n] label lists` and `captions` (row -> text) give label precision.
     `progress(name)` is called as each provider starts."""
     options = options or CompareOptions()
     rng = np.random.default_rng(options.seed)
@@ -181,7 +181,7 @@ def _label_hits(labeller, provider, ids, exemplars, captions, shown: int = 8):
     """Per direction, how many of its exemplars' captions hold its first label; a few examples."""
     from ..sae.words import label_hits
 
-    labels = labeller(np.stack([provider.vector(j) for j in ids])) if ids else []
+    labels = labeller(np.stack([provider.vector(j) for j in ids]), exemplars) if ids else []
     firsts = [found[0] if found else "" for found in labels]
     hits = np.array([label_hits(first, rows, captions) if first else 0 for first, rows in zip(firsts, exemplars)])
     return hits, tuple((int(j), first, int(h)) for j, first, h in list(zip(ids, firsts, hits))[:shown])
