@@ -380,6 +380,42 @@ def test_reindex_after_deleting_files_removes_their_rows_from_the_collection(own
 
 
 @needs_scale
+def test_train_sae_streams_a_sample_out_of_milvus_when_there_is_no_local_memmap(own_milvus_index, capfd):
+    import sqlite3
+
+    import torch
+
+    from memetui.index.store import IndexStore
+    from memetui.sae.model import load_for_index
+
+    _, index = own_milvus_index
+    store = IndexStore.open(index)
+    vectors = np.asarray(store.embeddings, np.float32)
+    store.close()
+    (index / "embeddings.f16.npy").unlink()  # no local memmap, and items.sqlite keeps no vectors either
+    with contextlib.closing(sqlite3.connect(index / "items.sqlite")) as db:
+        db.execute("UPDATE items SET embedding = x''")
+        db.commit()
+    capfd.readouterr()
+    assert main(["train-sae", str(index), "--latents", "16", "--k", "4", "--epochs", "30", "--batch", "16",
+                 "--name", "m", "--device", "cpu"]) == 0
+    printed = capfd.readouterr().out
+    assert "60 rows streamed from Milvus" in printed and "of all 60 rows" in printed
+    saved = json.loads((index / "sae" / "m.json").read_text())
+    assert len(saved["labels"]) == 16 and any(saved["labels"])
+    store = IndexStore.open(index)
+    sae = load_for_index("m", store)
+    x = torch.from_numpy(vectors)
+    with torch.no_grad():
+        fvu = float(((sae(x)[0] - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+    assert fvu < 0.5  # learned from the real vectors (zeros would leave FVU near 1)
+    store.close()
+    assert main(["train-sae", str(index), "--latents", "8", "--k", "2", "--epochs", "1", "--batch", "16",
+                 "--name", "s", "--device", "cpu", "--remote-sample", "30", "--no-labels"]) == 0
+    assert "30 rows streamed from Milvus" in capfd.readouterr().out
+
+
+@needs_scale
 async def test_app_searches_and_steps_on_a_milvus_index(milvus_index):
     from test_tui import make_app, settle
 

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="checkpoint name (default sae-N-kK)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default INDEX/sae)")
     parser.add_argument("--no-labels", action="store_true", help="skip automatic text labels")
+    parser.add_argument("--remote-sample", type=positive_int, default=1_000_000, metavar="N",
+                        help="an index whose vectors are only in Milvus (no local memmap): train on an evenly "
+                             "spread sample of at most N live rows streamed from it (default 1,000,000)")
     add_device_argument(parser)
 
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         data = open_training_data(args.embeddings, cfg.val_fraction)
         out = args.out or args.embeddings.expanduser().resolve().parent
     else:
-        data = open_training_data(resolve_index(args.index), cfg.val_fraction)
+        data = open_training_data(resolve_index(args.index), cfg.val_fraction, remote_sample=args.remote_sample)
         out = args.out or data.store.sae_dir
     name = check_name(args.name or f"sae-{args.latents}-k{args.k}")
     check_output_folder(Path(out).expanduser())  # before training: `--out FILE` fails now, not after an hour
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(data, cfg, on_step)
     result.sae.meta.setdefault("metrics", {})["dead_train_rows"] = result.final.train.dead_fraction  # for `info`
     if data.store is not None and not args.no_labels:
-        _label(result.sae, data.store)
+        _label(result.sae, data)
     path = save_result(result, out, name)
     m = result.metrics
     print(f"validation: FVU {m.fvu:.4f}, L0 {m.l0:.1f}, dead {m.dead_fraction:.2%}, cosine {m.mean_cosine:.4f} "
@@ -78,14 +81,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label(sae, store) -> None:
-    """Label features with the index's CLIP text tower and their exemplars' words, when the model loads."""
+def _label(sae, data) -> None:
+    """Label features with the index's CLIP text tower and their exemplars' words (searched among the
+    training data's rows), when the model loads."""
     from ..embed import Embedder
     from ..errors import MemetuiError
     from ..sae.labels import label_sae
 
     try:
+        store = data.store
         embedder = Embedder(store.model.name, store.model.pretrained)
-        label_sae(sae, embedder, store=store)
+        label_sae(sae, embedder, store=store, embeddings=data.array, rows=data.all_rows)
     except MemetuiError as exc:
         print(f"labels skipped: {exc}")

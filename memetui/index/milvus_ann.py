@@ -275,7 +275,28 @@ class MilvusSearcher:
 
 def _has_local_vectors(store) -> bool:
     """True when the index's fp16 memmap holds every published row."""
-    try:
-        return len(store.embeddings) >= store.count
-    except Exception:  # damaged or absent embeddings file: rerank from Milvus
-        return False
+    return store.has_memmap()
+
+
+def stream_rows(store, rows: np.ndarray, batch: int = 4096,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """[len(rows), d] float16 vectors of `rows` fetched from the index's collection, `batch` keys a call
+    (memory: the result only); RemoteIndexError when Milvus is down or lacks a row."""
+    ann = store.manifest.ann
+    uri, name = ann["uri"], ann["collection"]
+    client = connect(uri)
+    _call(uri, f"load {name}", client.load_collection, name)
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), store.dim), np.float16)
+    for start in range(0, len(rows), batch):
+        keys = rows[start:start + batch]
+        got = _call(uri, "get", client.get, name, ids=keys.tolist(), output_fields=["vector"])
+        by_row = {int(e["row"]): e["vector"] for e in got}
+        missing = [int(r) for r in keys if int(r) not in by_row]
+        if missing:
+            raise RemoteIndexError(f"Milvus at {uri}: collection {name} lacks row {missing[0]} of {store.path}"
+                                   f" ({len(missing)} of {len(keys)} in one batch): re-run memetui index on it")
+        out[start:start + len(keys)] = np.asarray([by_row[int(r)] for r in keys], dtype=np.float32)
+        if progress:
+            progress(min(start + batch, len(rows)), len(rows))
+    return out

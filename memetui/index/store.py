@@ -174,7 +174,8 @@ class IndexStore:
             store = cls(path, read_manifest(path), lock)
             if write:
                 remove_stale_tmp(path)
-            store.embeddings  # validate eagerly: a broken index fails at open, not mid-search
+            if not store.vectors_only_in_milvus():
+                store.embeddings  # validate eagerly: a broken index fails at open, not mid-search
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -240,6 +241,19 @@ class IndexStore:
     def thumbs_dir(self) -> Path:
         """Folder holding thumbnails by sha256."""
         return self.path / "thumbs"
+
+    def has_memmap(self) -> bool:
+        """True when embeddings.f16.npy is well formed and holds every published row (reads only its header)."""
+        from .check import embeddings_rows
+
+        try:
+            return embeddings_rows(self.path / EMBEDDINGS, self.dim) >= self.count
+        except IndexFormatError:
+            return False
+
+    def vectors_only_in_milvus(self) -> bool:
+        """True when the vectors are in a Milvus collection and there is no whole local memmap."""
+        return (self.manifest.ann or {}).get("kind") == "milvus" and not self.has_memmap()
 
     @property
     def embeddings(self) -> np.ndarray:

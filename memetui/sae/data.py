@@ -34,6 +34,23 @@ def split_rows(rows: np.ndarray, val_fraction: float) -> Split:
     return Split(rows[~held], rows[held])
 
 
+class RowArray:
+    """Some rows of an [N, d] matrix held in memory, indexed by their row numbers in the full matrix."""
+
+    def __init__(self, rows: np.ndarray, vectors: np.ndarray, total: int):
+        """`rows` sorted row numbers, `vectors` [len(rows), d] their vectors, `total` the full matrix's N."""
+        self.rows, self.vectors = np.asarray(rows, dtype=np.int64), vectors
+        self.shape, self.dtype, self.ndim = (int(total), int(vectors.shape[1])), vectors.dtype, 2
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """Vectors of the given row numbers (each must be one of `self.rows`)."""
+        wanted = np.asarray(rows, dtype=np.int64)
+        at = np.searchsorted(self.rows, wanted).clip(max=max(len(self.rows) - 1, 0))
+        if len(self.rows) == 0 or not np.array_equal(self.rows[at], wanted):
+            raise IndexError("row not held in this sample")
+        return self.vectors[at]
+
+
 @dataclass
 class EmbeddingData:
     """An [N, d] array (memory-mapped; batches are read by row and converted per batch) and its split."""
@@ -59,8 +76,12 @@ class EmbeddingData:
         return torch.from_numpy(np.asarray(self.array[np.sort(rows)], dtype=np.float32))
 
 
-def open_training_data(source, val_fraction: float = 0.1) -> EmbeddingData:
-    """An index folder / IndexStore (live rows only), a .npy path ([N, d]) or an in-memory array."""
+def open_training_data(source, val_fraction: float = 0.1, remote_sample: int = 1_000_000,
+                       progress=None) -> EmbeddingData:
+    """An index folder / IndexStore (live rows only), a .npy path ([N, d]) or an in-memory array.
+
+    An index whose vectors are in Milvus and not in a local memmap gives an evenly spread sample of
+    at most `remote_sample` live rows streamed out of the collection (`progress(done, total)`)."""
     from ..index.store import IndexStore
 
     store = None
@@ -68,7 +89,15 @@ def open_training_data(source, val_fraction: float = 0.1) -> EmbeddingData:
         store = source
     elif isinstance(source, (str, Path)) and Path(source).suffix != ".npy":
         store = IndexStore.open(source)
-    if store is not None:
+    if store is not None and store.vectors_only_in_milvus():
+        from ..index.milvus_ann import stream_rows
+
+        rows = np.flatnonzero(store.live_mask())
+        if len(rows) > remote_sample:
+            rows = rows[np.linspace(0, len(rows) - 1, remote_sample).astype(np.int64)]
+        array = RowArray(rows, stream_rows(store, rows, progress=progress), store.count)
+        name = f"{store.path} ({len(rows):,} rows streamed from Milvus at {store.manifest.ann['uri']})"
+    elif store is not None:
         array, rows, name = store.embeddings, np.flatnonzero(store.live_mask()), str(store.path)
     elif isinstance(source, np.ndarray):
         array, name = source, "array"

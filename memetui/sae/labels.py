@@ -128,9 +128,11 @@ def vocabulary_file(pretrained: str | None) -> Path:
     return VOCAB_FILE
 
 
-def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, store=None) -> list[list[str]]:
+def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, store=None, embeddings=None,
+              rows: np.ndarray | None = None) -> list[list[str]]:
     """Label every latent of `sae` with `embedder.embed_texts` of the vocabulary (sets `sae.labels`) and,
-    given the index `store`, with its exemplars' words (sets `sae.meta['exemplar_labels']`)."""
+    given the index `store`, with its exemplars' words (sets `sae.meta['exemplar_labels']`). Exemplars
+    are searched among `rows` of `embeddings` (default: every live row of the store's memmap)."""
     source = "given"
     if vocab is None:
         file = vocabulary_file(getattr(getattr(embedder, "info", None), "pretrained", None))
@@ -144,10 +146,11 @@ def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, s
         sae.meta["label_sources"] = {"labels": f"text tower by decoder direction, vocabulary {source} "
                                                f"({len(vocab)} entries)"}
         return sae.labels
-    top_rows = exemplar_rows(sae, store)
-    live = np.flatnonzero(store.live_mask())
-    sae.labels = read_exemplars(top_rows, store.embeddings, vocab, embedded,
-                                text_match_statistics(store.embeddings, live, embedded), top)
+    embeddings = store.embeddings if embeddings is None else embeddings
+    rows = np.flatnonzero(store.live_mask()) if rows is None else rows
+    top_rows = exemplar_rows(sae, store, embeddings=embeddings, rows=rows)
+    sae.labels = read_exemplars(top_rows, embeddings, vocab, embedded,
+                                text_match_statistics(embeddings, rows, embedded), top)
     sae.meta["exemplar_labels"] = exemplar_labels(sae, store, top, top_rows=top_rows)
     sae.meta["label_sources"] = {
         "labels": f"text tower reading the top-10 exemplars, vocabulary {source} ({len(vocab)} entries)",
@@ -155,13 +158,16 @@ def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, s
     return sae.labels
 
 
-def exemplar_rows(sae, store, exemplars: int = 10) -> np.ndarray:
-    """[latents, exemplars] top-activating live rows of `store` per latent (-1 pads latents that fire less)."""
+def exemplar_rows(sae, store, exemplars: int = 10, embeddings=None, rows: np.ndarray | None = None) -> np.ndarray:
+    """[latents, exemplars] top-activating rows per latent (-1 pads latents that fire less), among `rows`
+    of `embeddings` (default: every live row of `store`'s memmap)."""
     from .export import feature_stats
 
     if sae.d != store.dim:
         raise SAEError(f"SAE dimension {sae.d} does not match the index's {store.dim}")
-    return feature_stats(sae, store.embeddings, np.flatnonzero(store.live_mask()), top=exemplars, low=1).top_rows
+    embeddings = store.embeddings if embeddings is None else embeddings
+    rows = np.flatnonzero(store.live_mask()) if rows is None else rows
+    return feature_stats(sae, embeddings, rows, top=exemplars, low=1).top_rows
 
 
 def exemplar_labels(sae, store, top: int = 3, exemplars: int = 10, top_rows: np.ndarray | None = None
