@@ -205,6 +205,7 @@ def test_train_sae_stores_both_label_sources_and_info_reports_dead_per_split(tin
                  "--name", "t", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "training rows" in printed and "validation rows" in printed and "of all 32 rows" in printed
+    assert "lr=search " in printed and "; lr " in printed  # the candidates first, the chosen rate at the end
     saved = json.loads((index / "sae" / "t.json").read_text())
     assert len(saved["labels"]) == len(saved["exemplar_labels"]) == 32
     assert set(saved["label_sources"]) == {"labels", "exemplar_labels"}

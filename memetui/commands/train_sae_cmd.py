@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(Path(out).expanduser())  # before training: `--out FILE` fails now, not after an hour
     clean_stale_tmp(Path(out).expanduser())
     print(f"training {name} on {data.source}: {len(data.train_rows)} train / {len(data.val_rows)} validation rows, "
-          f"d={data.dim}, latents={cfg.n_latents}, k={cfg.k}, lr={cfg.learning_rate:.2e}")
+          f"d={data.dim}, latents={cfg.n_latents}, k={cfg.k}, lr={_rates(cfg)}")
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as bar:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     path = save_result(result, out, name)
     m = result.metrics
     print(f"validation: FVU {m.fvu:.4f}, L0 {m.l0:.1f}, dead {m.dead_fraction:.2%}, cosine {m.mean_cosine:.4f} "
-          f"({m.samples} rows); {result.samples_per_s:,.0f} samples/s ({result.matmul} encoder, "
+          f"({m.samples} rows); lr {result.sae.meta['training']['lr_used']:.2e}; {result.samples_per_s:,.0f} samples/s ({result.matmul} encoder, "
           f"{'fused' if result.fused_adam else 'foreach'} Adam)")
     final = result.final
     print(f"dead latents (fire on no row): {final.train.dead_fraction:.2%} of the {final.train.samples:,} training rows, "
@@ -79,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
           f"{result.sae.meta['metrics']['dead_window_samples']:,} training samples; train FVU {final.train.fvu:.4f}")
     print(f"saved {path}.safetensors, {path}.json, {path}.metrics.json, {path}.curve.png")
     return 0
+
+
+def _rates(cfg) -> str:
+    """The learning rate, or the candidates the search tries first."""
+    rates = cfg.lr_candidates()
+    return f"{rates[0]:.2e}" if len(rates) == 1 else "search " + " / ".join(f"{r:.2e}" for r in rates)
 
 
 def _label(sae, data) -> None:
