@@ -148,7 +148,7 @@ def main() -> None:
             carry_ocr(old_db, old_manifest, index)
     step("train-sae", str(index), "--latents", args.latents, "--k", args.k, "--epochs", args.epochs,
          "--name", "sample", "--device", "cpu")
-    step("features", str(index), "--sae", "sample", "--out", str(index / "features"), "--labels")
+    step("features", str(index), "--sae", "sample", "--out", str(index / "features"))  # train-sae labelled it
     finish(index)
 
 
