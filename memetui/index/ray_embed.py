@@ -174,6 +174,9 @@ def start_ray(address: str | None, temp_dir: str | None = None) -> bool:
     kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if not address:
         kwargs["_temp_dir"] = temp_dir or tempfile.mkdtemp(prefix="ray")
+        # a local Ray's actors are the job itself: Ray would start them 15 niceness steps below this
+        # process, so on a busy machine they starve while the driver waits (override by setting it)
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         ray.init(address=address or None, **kwargs)
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError from a bad address
