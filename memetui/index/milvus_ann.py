@@ -241,7 +241,7 @@ class MilvusSearcher:
                                    " re-run memetui index on it to fill one")
         _call(self.uri, f"load {self.collection}", self.client.load_collection, self.collection)
         if rerank_from == "auto":
-            rerank_from = "local" if _has_local_vectors(store) else "milvus"
+            rerank_from = "local" if store.has_memmap() else "milvus"
         self.rerank_from = rerank_from
 
     def candidates(self, query: np.ndarray, n: int) -> np.ndarray:
@@ -255,10 +255,7 @@ class MilvusSearcher:
         """[len(rows), d] float32 vectors of `rows`, from the memmap or from Milvus."""
         if self.rerank_from == "local":
             return np.asarray(self.store.embeddings[rows], dtype=np.float32)
-        got = _call(self.uri, "get", self.client.get, self.collection, ids=[int(r) for r in rows],
-                    output_fields=["vector"])
-        by_row = {int(e["row"]): e["vector"] for e in got}
-        return np.asarray([by_row[int(r)] for r in rows], dtype=np.float32)
+        return fetch_vectors(self.client, self.uri, self.collection, rows, self.store.path)
 
     def search(self, query: np.ndarray, k: int, live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the top-k live rows, best first; `live` masks rows tombstoned since the last sync."""
@@ -273,13 +270,18 @@ class MilvusSearcher:
         return rows[order], scores[order]
 
 
-def _has_local_vectors(store) -> bool:
-    """True when the index's fp16 memmap holds every published row."""
-    return store.has_memmap()
+def fetch_vectors(client, uri: str, collection: str, rows: np.ndarray, index_path: Path) -> np.ndarray:
+    """[len(rows), d] float32 vectors of `rows` from `collection`, in order; RemoteIndexError when one is missing."""
+    got = _call(uri, "get", client.get, collection, ids=[int(r) for r in rows], output_fields=["vector"])
+    by_row = {int(e["row"]): e["vector"] for e in got}
+    missing = [int(r) for r in rows if int(r) not in by_row]
+    if missing:
+        raise RemoteIndexError(f"Milvus at {uri}: collection {collection} lacks row {missing[0]} of {index_path}"
+                               f" ({len(missing)} of {len(rows)} asked): re-run memetui index on it")
+    return np.asarray([by_row[int(r)] for r in rows], dtype=np.float32)
 
 
-def stream_rows(store, rows: np.ndarray, batch: int = 4096,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def stream_rows(store, rows: np.ndarray, batch: int = 4096) -> np.ndarray:
     """[len(rows), d] float16 vectors of `rows` fetched from the index's collection, `batch` keys a call
     (memory: the result only); RemoteIndexError when Milvus is down or lacks a row."""
     ann = store.manifest.ann
@@ -290,13 +292,5 @@ def stream_rows(store, rows: np.ndarray, batch: int = 4096,
     out = np.empty((len(rows), store.dim), np.float16)
     for start in range(0, len(rows), batch):
         keys = rows[start:start + batch]
-        got = _call(uri, "get", client.get, name, ids=keys.tolist(), output_fields=["vector"])
-        by_row = {int(e["row"]): e["vector"] for e in got}
-        missing = [int(r) for r in keys if int(r) not in by_row]
-        if missing:
-            raise RemoteIndexError(f"Milvus at {uri}: collection {name} lacks row {missing[0]} of {store.path}"
-                                   f" ({len(missing)} of {len(keys)} in one batch): re-run memetui index on it")
-        out[start:start + len(keys)] = np.asarray([by_row[int(r)] for r in keys], dtype=np.float32)
-        if progress:
-            progress(min(start + batch, len(rows)), len(rows))
+        out[start:start + len(keys)] = fetch_vectors(client, uri, name, keys, store.path)
     return out

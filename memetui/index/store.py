@@ -253,7 +253,9 @@ class IndexStore:
 
     def vectors_only_in_milvus(self) -> bool:
         """True when the vectors are in a Milvus collection and there is no whole local memmap."""
-        return (self.manifest.ann or {}).get("kind") == "milvus" and not self.has_memmap()
+        from .milvus_ann import is_milvus
+
+        return is_milvus(self.manifest.ann) and not self.has_memmap()
 
     @property
     def embeddings(self) -> np.ndarray:

@@ -76,12 +76,11 @@ class EmbeddingData:
         return torch.from_numpy(np.asarray(self.array[np.sort(rows)], dtype=np.float32))
 
 
-def open_training_data(source, val_fraction: float = 0.1, remote_sample: int = 1_000_000,
-                       progress=None) -> EmbeddingData:
+def open_training_data(source, val_fraction: float = 0.1, remote_sample: int = 1_000_000) -> EmbeddingData:
     """An index folder / IndexStore (live rows only), a .npy path ([N, d]) or an in-memory array.
 
     An index whose vectors are in Milvus and not in a local memmap gives an evenly spread sample of
-    at most `remote_sample` live rows streamed out of the collection (`progress(done, total)`)."""
+    at most `remote_sample` live rows streamed out of the collection."""
     from ..index.store import IndexStore
 
     store = None
@@ -95,7 +94,7 @@ def open_training_data(source, val_fraction: float = 0.1, remote_sample: int = 1
         rows = np.flatnonzero(store.live_mask())
         if len(rows) > remote_sample:
             rows = rows[np.linspace(0, len(rows) - 1, remote_sample).astype(np.int64)]
-        array = RowArray(rows, stream_rows(store, rows, progress=progress), store.count)
+        array = RowArray(rows, stream_rows(store, rows), store.count)
         name = f"{store.path} ({len(rows):,} rows streamed from Milvus at {store.manifest.ann['uri']})"
     elif store is not None:
         array, rows, name = store.embeddings, np.flatnonzero(store.live_mask()), str(store.path)

@@ -146,8 +146,7 @@ def label_sae(sae, embedder, vocab: Sequence[str] | None = None, top: int = 3, s
         sae.meta["label_sources"] = {"labels": f"text tower by decoder direction, vocabulary {source} "
                                                f"({len(vocab)} entries)"}
         return sae.labels
-    embeddings = store.embeddings if embeddings is None else embeddings
-    rows = np.flatnonzero(store.live_mask()) if rows is None else rows
+    embeddings, rows = _searched_rows(store, embeddings, rows)
     top_rows = exemplar_rows(sae, store, embeddings=embeddings, rows=rows)
     sae.labels = read_exemplars(top_rows, embeddings, vocab, embedded,
                                 text_match_statistics(embeddings, rows, embedded), top)
@@ -165,9 +164,13 @@ def exemplar_rows(sae, store, exemplars: int = 10, embeddings=None, rows: np.nda
 
     if sae.d != store.dim:
         raise SAEError(f"SAE dimension {sae.d} does not match the index's {store.dim}")
-    embeddings = store.embeddings if embeddings is None else embeddings
-    rows = np.flatnonzero(store.live_mask()) if rows is None else rows
-    return feature_stats(sae, embeddings, rows, top=exemplars, low=1).top_rows
+    return feature_stats(sae, *_searched_rows(store, embeddings, rows), top=exemplars, low=1).top_rows
+
+
+def _searched_rows(store, embeddings=None, rows: np.ndarray | None = None) -> tuple:
+    """(embeddings, rows) exemplars are searched among: the given ones, by default `store`'s live rows."""
+    return (store.embeddings if embeddings is None else embeddings,
+            np.flatnonzero(store.live_mask()) if rows is None else rows)
 
 
 def exemplar_labels(sae, store, top: int = 3, exemplars: int = 10, top_rows: np.ndarray | None = None
@@ -189,5 +192,5 @@ def text_labeller(embedder, store, vocab: Sequence[str] | None = None, top: int 
         vocab = load_vocabulary(vocabulary_file(getattr(getattr(embedder, "info", None), "pretrained", None)))
     vocab = list(vocab)
     embedded = embedder.embed_texts(vocab)
-    statistics = text_match_statistics(store.embeddings, np.flatnonzero(store.live_mask()), embedded)
+    statistics = text_match_statistics(*_searched_rows(store), embedded)
     return lambda directions, rows: read_exemplars(rows, store.embeddings, vocab, embedded, statistics, top)
