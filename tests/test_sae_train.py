@@ -184,3 +184,34 @@ def test_evaluations_during_training_read_a_fixed_bounded_subset_of_validation_r
     picked = interim_rows(large, 16_384)
     assert 8_192 < len(picked) <= 16_384 and np.isin(picked, large).all()
     assert np.array_equal(picked, interim_rows(large, 16_384)) and picked[0] == large[0]
+
+
+def test_the_encoder_steps_at_its_own_scale_of_the_learning_rate():
+    data = open_training_data(sparse_dictionary_data(2000, d=16, atoms=32, active=2, seed=7).x)
+    cfg = TrainConfig(n_latents=64, k=4, batch_size=128, lr=4e-3, encoder_lr_scale=2.0)
+    trainer = Trainer(data, cfg)
+    enc_norm = float(trainer.sae.W_enc.detach().norm(dim=1).mean())
+    before = trainer.sae.W_enc.detach().clone()
+    trainer.step()
+    encoder, rest = trainer.runs[0].optimizer.param_groups
+    assert encoder["params"] == [trainer.sae.W_enc] and len(rest["params"]) == 3
+    assert encoder["lr"] == pytest.approx(rest["lr"] * 2.0 * enc_norm) and enc_norm < 0.5
+    # Adam's first step moves each coordinate by about its group's rate: the encoder's scaled one
+    moved = (trainer.sae.W_enc.detach() - before).abs()
+    assert float(moved.max()) <= encoder["lr"] * 1.01 < rest["lr"]
+
+
+def test_revive_raises_dead_latents_during_the_decay_too_in_step_with_the_rate():
+    data = open_training_data(sparse_dictionary_data(3000, d=16, atoms=32, active=2, seed=8).x)
+    cfg = TrainConfig(n_latents=64, k=4, epochs=2, batch_size=128, lr=4e-3, decay_fraction=1.0, revive=0.05,
+                      aux_window=128)
+    trainer = Trainer(data, cfg)
+    with torch.no_grad():
+        trainer.sae.b_enc[:8] = -100.0  # silenced: never in any row's top-k
+    raised = []
+    while not trainer.done:
+        b = trainer.sae.b_enc.detach()[:8].clone()
+        progress = trainer.step()
+        raised.append((float((trainer.sae.b_enc.detach()[:8] - b).mean()), progress.lr))
+    later = [(r, lr) for r, lr in raised[2:] if lr > 0]  # dead from the second step on (window 1 batch)
+    assert later and all(r == pytest.approx(0.05 * lr / 4e-3, rel=1e-3, abs=1e-6) for r, lr in later)

@@ -99,31 +99,47 @@ def scatter_rows_reference(indices: torch.Tensor, values: torch.Tensor, rows: to
     return out.index_add_(0, indices.reshape(-1), contrib)
 
 
-def _code_csr(indices: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
-    """The code as a CSR matrix [n, B] (row j lists the samples where latent j is selected)."""
+class CodePattern(NamedTuple):
+    """Where a code's non-zeros go as a CSR [n, B] pattern: shared by every scatter of one step's code."""
+
+    crow: torch.Tensor
+    """[n + 1] row pointers (latent j's samples are cols[crow[j]:crow[j+1]])."""
+    cols: torch.Tensor
+    """[B·k] sample of each non-zero, grouped by latent."""
+    order: torch.Tensor
+    """[B·k] position in the flattened code of each non-zero, grouped by latent."""
+    shape: tuple[int, int]
+
+
+def code_pattern(indices: torch.Tensor, n: int) -> CodePattern:
+    """The CSR pattern of a code's latent ids [B, k] over n latents (one sort, reused by every scatter)."""
     B, k = indices.shape
     flat = indices.reshape(-1)
     if flat.device.type == "cpu":  # numpy's single-threaded sort: torch's parallel one stalls on a busy CPU
         order = torch.from_numpy(np.argsort(flat.numpy(), kind="stable"))
     else:
         order = flat.argsort(stable=True)
-    cols = torch.div(order, k, rounding_mode="floor")
     crow = torch.zeros(n + 1, dtype=torch.int64, device=indices.device)
     crow[1:] = torch.bincount(flat, minlength=n).cumsum(0)
-    with warnings.catch_warnings():  # "CSR support is in beta": the ops used here are tested below
-        warnings.simplefilter("ignore")
-        return torch.sparse_csr_tensor(crow, cols, values.reshape(-1)[order], (n, B), check_invariants=False)
+    return CodePattern(crow, torch.div(order, k, rounding_mode="floor"), order, (n, B))
 
 
-def scatter_rows_(out: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """out += scatter of values[b,s]·rows[b] into rows indices[b,s] of out ([n,d]); returns out."""
+def scatter_rows_(out: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, rows: torch.Tensor,
+                  pattern: CodePattern | None = None) -> torch.Tensor:
+    """out += scatter of values[b,s]·rows[b] into rows indices[b,s] of out ([n,d]); returns out.
+
+    On CPU it is one CSR [n,B] × [B,d] `addmm`; pass the step's `code_pattern` to skip its sort.
+    """
     if indices.numel() == 0:
         return out
     if out.device.type != "cpu":  # CUDA/MPS: index_add_ is atomic-add based and fast there
         return out.add_(scatter_rows_reference(indices, values, rows, out.shape[0]))
-    with warnings.catch_warnings():
+    pattern = pattern or code_pattern(indices, out.shape[0])
+    with warnings.catch_warnings():  # "CSR support is in beta": the ops used here are tested below
         warnings.simplefilter("ignore")
-        return torch.addmm(out, _code_csr(indices, values.to(rows.dtype), out.shape[0]), rows, out=out)
+        csr = torch.sparse_csr_tensor(pattern.crow, pattern.cols, values.to(rows.dtype).reshape(-1)[pattern.order],
+                                      pattern.shape, check_invariants=False)
+        return torch.addmm(out, csr, rows, out=out)
 
 
 def scatter_rows(indices: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:

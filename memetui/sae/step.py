@@ -21,7 +21,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .kernels import Workspace, decode, gather_dot, pre_activations, scatter_rows_, select_among, top_k
+from .kernels import (Workspace, code_pattern, decode, gather_dot, pre_activations, scatter_rows_, select_among,
+                      top_k)
 from .model import TopKSAE
 
 STAGES = ("data", "encode", "select", "decode", "auxk", "backward", "optimiser", "dead")
@@ -91,9 +92,10 @@ def _grads(sae: TopKSAE) -> dict[str, torch.Tensor]:
 def _code_grads(sae: TopKSAE, grads, x: torch.Tensor, acts: torch.Tensor, indices: torch.Tensor,
                 g: torch.Tensor) -> None:
     """Add the gradients of a code (acts/indices [A,k]) that decodes to x̂ with ∂L/∂x̂ = g [A,d]."""
-    scatter_rows_(grads["W_dec"], indices, acts, g)
+    pattern = code_pattern(indices, sae.n_latents) if g.device.type == "cpu" else None
+    scatter_rows_(grads["W_dec"], indices, acts, g, pattern)
     grad_acts = gather_dot(indices, sae.W_dec.detach(), g) * (acts > 0)
-    scatter_rows_(grads["W_enc"], indices, grad_acts, x)
+    scatter_rows_(grads["W_enc"], indices, grad_acts, x, pattern)
     grads["b_enc"].index_add_(0, indices.reshape(-1), grad_acts.reshape(-1))
 
 
