@@ -17,9 +17,9 @@ issue 16's task (200k × 512, n 16,384, k 32): 2e-3 val FVU 0.2034, 6e-3 0.1276 
 plain reference's best, 3e-3 constant, 0.1387); the sample index (9k × 256, n 2,048, k 16, batch
 256): 3e-3 0.1198 / 51 % never-firing latents, 5.7e-3 0.0908 / 28 %, 8e-3 0.0914 / 15 %, 1e-2
 0.1077 / 10 %. The best rate barely moves with n, so the sqrt(n) rule is replaced by a 1/8 power.
-It is the centre of the learning-rate search, not a rate fit for every data set: on the bench family
-(decoder initialised from data, decay over the last half) the best rate ran from 2e-3 (32 atoms a
-row, where every rate ≥ 4e-3 made FVU rise from step 3 on) to 1e-2 (4 atoms a row)."""
+(Those figures predate the scaled encoder rate, `TrainConfig.encoder_lr_scale`.) It is the upper
+candidate of the learning-rate search, not a rate fit for every data set: with the current defaults
+the search kept it on four bench members and took 1/3 of it on three (README, SAE training)."""
 
 
 LR_FACTORS = (1 / 3, 1.0)
