@@ -23,7 +23,8 @@ def main() -> None:
     parser.add_argument("index")
     parser.add_argument("--configs", nargs="+", required=True, help="LATENTS:K:EPOCHS")
     parser.add_argument("--directions", type=int, default=128)
-    parser.add_argument("--revive", action="store_true", help="TrainConfig.revive (raise b_enc of dead latents)")
+    parser.add_argument("--revive", type=float, default=None,
+                        help="TrainConfig.revive (raise b_enc of dead latents; default: the trainer's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -40,8 +41,8 @@ def main() -> None:
     store = IndexStore.open(Path(args.index))
     for spec in args.configs:
         n, k, epochs = spec.split(":")
-        cfg = TrainConfig(n_latents=int(n), k=int(k), epochs=float(epochs), seed=args.seed, device="cpu",
-                          revive=args.revive)
+        revive = {} if args.revive is None else {"revive": args.revive}
+        cfg = TrainConfig(n_latents=int(n), k=int(k), epochs=float(epochs), seed=args.seed, device="cpu", **revive)
         started = time.perf_counter()
         result = train(data, cfg)
         seconds = time.perf_counter() - started
@@ -51,13 +52,13 @@ def main() -> None:
         report = compare(store, providers, session.searcher.ann.search, None,
                          CompareOptions(args.directions, starts=1, per_start=1, bootstrap=1000, seed=args.seed))
         coh = {p.provider: p.coherence for p in report.providers}
-        row = {"latents": int(n), "k": int(k), "epochs": float(epochs), "revive": args.revive,
+        row = {"latents": int(n), "k": int(k), "epochs": float(epochs), "revive": cfg.revive,
                "seconds": round(seconds), "val_fvu": final.val.fvu, "train_fvu": final.train.fvu,
                "dead_train": final.train.dead_fraction, "dead_val": final.val.dead_fraction,
                "dead_all": final.dead_all_rows, "coh_sae": coh["sae"]._asdict(), "coh_random": coh["random"]._asdict(),
                "coh_rows": report.baseline_coherence._asdict()}
         s, r = coh["sae"], coh["random"]
-        print(f"{spec} revive={args.revive}: {seconds:.0f}s FVU val {final.val.fvu:.3f} dead train "
+        print(f"{spec} revive={cfg.revive}: {seconds:.0f}s FVU val {final.val.fvu:.3f} dead train "
               f"{final.train.dead_fraction:.1%} val {final.val.dead_fraction:.1%} all {final.dead_all_rows:.1%} | "
               f"coherence sae {s.mean:.3f} [{s.low:.3f},{s.high:.3f}] random {r.mean:.3f} [{r.low:.3f},{r.high:.3f}] "
               f"gap {s.mean - r.mean:+.3f}", flush=True)

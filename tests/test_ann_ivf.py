@@ -114,10 +114,13 @@ def test_backend_is_chosen_by_size():
     assert choose_backend(EXACT_MAX_ROWS) == "exact"
     assert choose_backend(EXACT_MAX_ROWS + 1) == "hnsw"
     assert choose_backend(IVF_MIN_ROWS) == "ivfpq"
-    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF1024,PQ576x4fs"  # 288-byte codes
+    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF4096,PQ576x4fs"  # 288-byte codes
+    assert IvfParams().for_shape(1_000_000, 1152).nprobe == 448
+    assert IvfParams().for_shape(250_000, 1152).factory == "IVF2048,PQ576x4fs"  # lists ~ 4·sqrt(rows)
+    assert IvfParams().for_shape(250_000, 1152).nprobe == 224  # the same share of the lists
     assert IvfParams().for_shape(10_000, 100).m == 50  # m divides the dimension, 2-d sub-vectors
     assert IvfParams(m=96, bits=8).for_shape(10_000, 100).m == 25  # 8-bit codes: sub-vectors >= 4 dims
-    assert IvfParams(m=96, bits=8).for_shape(1_000_000, 1152).factory == "IVF1024,PQ96"
+    assert IvfParams(m=96, bits=8).for_shape(1_000_000, 1152).factory == "IVF4096,PQ96"
 
 
 def test_rerank_rows_are_the_exact_fp16_rows_widened(tmp_path):
@@ -137,3 +140,11 @@ def test_rerank_rows_are_the_exact_fp16_rows_widened(tmp_path):
     finally:
         if torch is not None:
             sys.modules["torch"] = torch
+
+
+def test_an_index_built_with_other_lists_is_probed_at_the_same_share_of_them():
+    base = IvfParams()
+    shaped = base.for_shape(1_000_000, 1152)
+    assert shaped.probing(4096, base) == shaped
+    older = shaped.probing(1024, base)  # an index written by the 1,024-list default
+    assert (older.nlist, older.nprobe, older.rerank) == (1024, 112, shaped.rerank)
