@@ -116,3 +116,23 @@ async def test_a_restored_query_along_sae_features_loads_the_sae_first(index_wit
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot, app)
         assert app.session.sae_pending is None and app.session.query == query and app.panel.directions
+
+
+async def test_an_index_without_an_sae_shows_results_before_its_pca_is_fitted(tiny_index):
+    from memetui.tui.sae_loading import LOADING_TITLE
+
+    index = tiny_index(12)
+    gate = threading.Event()
+    app = deferred_app(index)
+    directions = app.session.directions
+    real = directions.provider
+    directions.provider = lambda name: (gate.wait(30) or True) and real(name) if name == "pca" else real(name)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: app.results_shown >= 1, "no first results")
+        assert app.grid.tiles and app.session.mode == "pca" and not directions.pca_ready
+        assert app.panel.border_title == LOADING_TITLE and app.panel.mode == "pca" and not app.panel.directions
+        shown = app.results_shown
+        gate.set()
+        await wait_for(pilot, lambda: directions.pca_ready and app.results_shown > shown and app.panel.directions,
+                       "the PCA panel never filled in")
+        assert app.panel.border_title is None and app.panel.mode == "pca"

@@ -32,6 +32,11 @@ class Directions:
         self._pca_lock = threading.Lock()
 
     @property
+    def pca_ready(self) -> bool:
+        """Whether PCA has been computed (or read from its cache): `provider('pca')` then returns at once."""
+        return self._pca is not None
+
+    @property
     def modes(self) -> tuple[str, ...]:
         """Provider names available (no 'sae' without an SAE)."""
         return PROVIDERS if self.sae is not None else PROVIDERS[1:]
