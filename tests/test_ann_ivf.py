@@ -114,13 +114,13 @@ def test_backend_is_chosen_by_size():
     assert choose_backend(EXACT_MAX_ROWS) == "exact"
     assert choose_backend(EXACT_MAX_ROWS + 1) == "hnsw"
     assert choose_backend(IVF_MIN_ROWS) == "ivfpq"
-    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF4096,PQ576x4fs"  # 288-byte codes
+    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF4096(SQfp16),PQ576x4fs"  # 288-byte codes, fp16 centroids
     assert IvfParams().for_shape(1_000_000, 1152).nprobe == 448
-    assert IvfParams().for_shape(250_000, 1152).factory == "IVF2048,PQ576x4fs"  # lists ~ 4·sqrt(rows)
+    assert IvfParams().for_shape(250_000, 1152).factory == "IVF2048(SQfp16),PQ576x4fs"  # lists ~ 4·sqrt(rows)
     assert IvfParams().for_shape(250_000, 1152).nprobe == 224  # the same share of the lists
     assert IvfParams().for_shape(10_000, 100).m == 50  # m divides the dimension, 2-d sub-vectors
     assert IvfParams(m=96, bits=8).for_shape(10_000, 100).m == 25  # 8-bit codes: sub-vectors >= 4 dims
-    assert IvfParams(m=96, bits=8).for_shape(1_000_000, 1152).factory == "IVF4096,PQ96"
+    assert IvfParams(m=96, bits=8).for_shape(1_000_000, 1152).factory == "IVF4096(SQfp16),PQ96"
 
 
 def test_rerank_rows_are_the_exact_fp16_rows_widened(tmp_path):
