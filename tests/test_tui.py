@@ -112,8 +112,8 @@ async def test_mode_cycles_sae_pca_random(index_with_sae):
             shown = app.results_shown
             await pilot.press("m")
             await settle(pilot, app, shown)
-            seen.append((app.session.mode, app.query_one(FeaturePanel).mode))
-        assert seen == [("pca", "pca"), ("random", "random"), ("sae", "sae")]
+            seen.append((app.session.mode, app.query_one(FeaturePanel).mode, bool(app.query_one(FeaturePanel).directions)))
+        assert seen == [("pca", "pca", True), ("random", "random", True), ("sae", "sae", True)]
 
 
 async def test_help_and_detail_screens(index_with_sae):

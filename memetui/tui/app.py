@@ -65,6 +65,8 @@ class MemeApp(App):
         self.generation = 0
         self.results_shown = 0
         """Completed result refreshes (tests and benchmarks wait on this)."""
+        self.defer_pca = False
+        """True while the background worker fits the PCA of an app that opened in PCA mode (sae_loading)."""
         self.start_query: Query | None = None
         self.last_search_ms = 0.0
         """Milliseconds of the search whose results are on screen (0 when they were cached)."""
@@ -163,7 +165,8 @@ class MemeApp(App):
         if self.grid.unrendered(tiles[: self.grid.visible_count]):
             return False
         try:
-            panel = sae_loading.panel(self.session, mode, query, self.session.selected, results[: self.grid.visible_count])
+            panel = sae_loading.panel(self.session, mode, query, self.session.selected, results[: self.grid.visible_count],
+                                      self.defer_pca)
         except MemetuiError:
             return False
         self._apply(generation, tiles, panel, 0.0)  # a cache hit: no search ran
@@ -180,7 +183,7 @@ class MemeApp(App):
         stale = lambda: generation != self.generation  # noqa: E731  a newer keypress superseded this search
         try:
             page = self.session.results(RESULTS, query=query)
-            panel = sae_loading.panel(self.session, mode, query, selected, page.results[:visible])
+            panel = sae_loading.panel(self.session, mode, query, selected, page.results[:visible], self.defer_pca)
         except MemetuiError as exc:
             call_from_worker(self, partial(self.say, str(exc), severity="error"))
             call_from_worker(self, self._show_status)

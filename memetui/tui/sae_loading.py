@@ -22,11 +22,12 @@ LOADING_TITLE = "loading features…"
 NO_SAE = "started without an SAE (PCA and random only)"
 
 
-def panel(session, mode: str, query, selected, results) -> PanelData:
-    """The session's PanelData, or an empty SAE panel while its SAE is still loading."""
+def panel(session, mode: str, query, selected, results, defer_pca: bool = False) -> PanelData:
+    """The session's PanelData, or an empty panel while its SAE is still loading (or, with `defer_pca`,
+    while the background worker fits PCA; otherwise a PCA fit runs here, in the caller's worker)."""
     if mode == "sae" and session.sae_pending is not None:
         return PanelData("sae", None, [], [])
-    if mode == "pca" and not session.directions.pca_ready:
+    if mode == "pca" and defer_pca and not session.directions.pca_ready:
         return PanelData("pca", None, [], [])
     return session.features.panel(mode, query, selected, results)
 
@@ -37,8 +38,10 @@ def _pca_pending(session) -> bool:
 
 
 def mark_loading(app) -> None:
-    """Title the feature panel "loading features…" while the session's SAE (or PCA) is pending."""
-    if app.session.sae_pending is not None or _pca_pending(app.session):
+    """Title the feature panel "loading features…" while the session's SAE (or PCA) is pending; an app
+    that opens in PCA mode leaves the fit to the background worker (`app.defer_pca`)."""
+    app.defer_pca = _pca_pending(app.session)
+    if app.session.sae_pending is not None or app.defer_pca:
         app.panel.border_title = LOADING_TITLE
 
 
@@ -128,6 +131,7 @@ def _attach(app, sae, error: str | None, device: str | None, pca: bool = False) 
         gc.freeze()  # torch and the weights stay out of gen-2 scans, as the rest did at the first results
         app.refresh_view()
     elif pca:
+        app.defer_pca = False
         app.panel.border_title = None
         app.refresh_view()
     elif device is not None:
