@@ -76,10 +76,10 @@ class TrainConfig:
     left 1.8 % (4 atoms a row), 2.5 % (d 1152) and 27 % (the sample index) of the latents firing on no row."""
     encoder_lr_scale: float = 2.0
     """The encoder's learning rate is this × its mean initial row norm × the peak rate (see
-    `train.parameter_groups`). Bench family, one epoch, latents firing on no row / val FVU at 1 / 2 / ∞
-    (∞: the shared rate of earlier versions), revive through the decay: 4 atoms a row 0.39 % / 0.00 % /
-    0.00 % (FVU 0.269 / 0.238 / 0.249), d 1152 0.13 % / 0.00 % / 0.58 % (0.444 / 0.414 / 0.375), the sample
-    index 0.00 % / 0.00 % / 10.5 % (0.134 / 0.122 / 0.140)."""
+    `train.parameter_groups`). Bench family, one epoch, latents firing on no row (val FVU), revive through
+    the decay: 2 → 4 atoms a row 0.00 % (0.238), d 1152 0.00 % (0.414), the sample index 0.00 % (0.122);
+    the shared rate of earlier versions → 0.00 % (0.249), 0.58 % (0.375), 10.5 % (0.140); 1 → the sample
+    index 0.00 % (0.134). With revive stopping at the decay, 1 / 2: 0.39 / 1.57 %, 0.13 / 0.45 %, 2.6 / 3.5 %."""
     dead_window: int = 10_000_000
     """Reported dead fraction: latents that did not fire in the last min(this, one epoch, samples
     trained) training samples (Gao et al.: 10M; one epoch for small data)."""
