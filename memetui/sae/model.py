@@ -137,9 +137,13 @@ class TopKSAE(nn.Module):
         self.unit_norm_decoder_()
         self.W_enc.copy_(self.W_dec)
         if decoder == "data":  # rows near the data overshoot k-fold: scale the copy so x̂ ≈ x̃ at init
-            x_tilde = centred / self.scale
-            x_hat = self.decode_normalized(*self.encode(sample))
-            gain = float((x_hat * x_tilde).sum() / x_hat.pow(2).sum().clamp_min(1e-12))
+            dot = power = 0.0
+            for start in range(0, sample.shape[0], 1024):  # in chunks: [N, n] pre-activations at once were
+                chunk = sample[start:start + 1024]          # 4.3 GB for 16,384 rows x 65,536 latents
+                x_hat = self.decode_normalized(*self.encode(chunk))
+                dot += float((x_hat * (centred[start:start + 1024] / self.scale)).sum())
+                power += float(x_hat.pow(2).sum())
+            gain = dot / max(power, 1e-12)
             self.W_enc.mul_(min(max(gain, 1e-3), 1.0))
 
     # -- in-place helpers --------------------------------------------------------------------------
