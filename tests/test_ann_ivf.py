@@ -114,7 +114,8 @@ def test_backend_is_chosen_by_size():
     assert choose_backend(EXACT_MAX_ROWS) == "exact"
     assert choose_backend(EXACT_MAX_ROWS + 1) == "hnsw"
     assert choose_backend(IVF_MIN_ROWS) == "ivfpq"
-    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF4096(SQfp16),PQ576x4fs"  # 288-byte codes, fp16 centroids
+    # 288-byte codes, fp16 centroids
+    assert IvfParams().for_shape(1_000_000, 1152).factory == "IVF4096(SQfp16),PQ576x4fs"
     assert IvfParams().for_shape(1_000_000, 1152).nprobe == 448
     assert IvfParams().for_shape(250_000, 1152).factory == "IVF2048(SQfp16),PQ576x4fs"  # lists ~ 4·sqrt(rows)
     assert IvfParams().for_shape(250_000, 1152).nprobe == 224  # the same share of the lists
@@ -145,6 +146,6 @@ def test_rerank_rows_are_the_exact_fp16_rows_widened(tmp_path):
 def test_an_index_built_with_other_lists_is_probed_at_the_same_share_of_them():
     base = IvfParams()
     shaped = base.for_shape(1_000_000, 1152)
-    assert shaped.probing(4096, base) == shaped
-    older = shaped.probing(1024, base)  # an index written by the 1,024-list default
+    assert base.for_index(1_000_000, 1152, 4096) == shaped
+    older = base.for_index(1_000_000, 1152, 1024)  # an index written by the 1,024-list default
     assert (older.nlist, older.nprobe, older.rerank) == (1024, 112, shaped.rerank)

@@ -134,7 +134,7 @@ def describe_ann(store: IndexStore) -> str:
             ivf = faiss.extract_index_ivf(load_ivfpq(store.path / IVF_FILE, store.dim, store.count))
         except IndexFormatError as exc:
             return f"ivfpq: {exc}"
-        params = IvfParams().for_shape(store.count, store.dim).probing(ivf.nlist, IvfParams())
+        params = IvfParams().for_index(store.count, store.dim, ivf.nlist)
         code = f"{ivf.code_size} B codes" if ivf.code_size else "codes"
         return (f"ivfpq: {IVF_FILE} {(store.path / IVF_FILE).stat().st_size / 2**20:,.1f} MiB, {ivf.nlist} lists,"
                 f" {code}; nprobe {params.nprobe}, exact rerank of {params.rerank} from the fp16 embeddings")

@@ -61,21 +61,22 @@ class IvfParams:
     def for_shape(self, count: int, dim: int) -> "IvfParams":
         """These params fitted to `count` rows of dimension `dim` (fewer lists for small data, m | dim)."""
         nlist = int(max(1, min(self.nlist, count // 39, 2 ** round(math.log2(max(4 * math.sqrt(count), 1))))))
-        nprobe = max(1, min(round(self.nprobe * nlist / self.nlist), nlist))
         smallest = 4 if self.bits == 8 else 2  # faiss trains 256-centroid codebooks of 1-d sub-vectors very slowly
         m = max(1, min(self.m, dim // smallest))
         while dim % m or (self.bits == 4 and m % 2 and m > 1):
             m -= 1
         train = min(self.train_rows, count)
-        return IvfParams(nlist, m, nprobe, self.rerank, train, min(self.pq_train_rows, train),
+        return IvfParams(nlist, m, self._probes(nlist), self.rerank, train, min(self.pq_train_rows, train),
                          self.bits)
 
-    def probing(self, nlist: int, base: "IvfParams") -> "IvfParams":
-        """These params for an index built with `nlist` lists (an older default's): `base`'s share of them."""
-        if nlist == self.nlist:
-            return self
-        nprobe = max(1, min(round(base.nprobe * nlist / base.nlist), nlist))
-        return dataclasses.replace(self, nlist=nlist, nprobe=nprobe)
+    def for_index(self, count: int, dim: int, nlist: int) -> "IvfParams":
+        """`for_shape`, for an index built with `nlist` lists (an older default's): the same share of them."""
+        shaped = self.for_shape(count, dim)
+        return shaped if nlist == shaped.nlist else dataclasses.replace(shaped, nlist=nlist, nprobe=self._probes(nlist))
+
+    def _probes(self, nlist: int) -> int:
+        """Lists to visit among `nlist`: the share `nprobe` is of `self.nlist`."""
+        return max(1, min(round(self.nprobe * nlist / self.nlist), nlist))
 
     @property
     def factory(self) -> str:
@@ -188,7 +189,7 @@ class IvfPqSearcher:
         self.index = index
         self.embeddings = embeddings
         ivf = faiss.extract_index_ivf(index)
-        self.params = params.for_shape(*embeddings.shape).probing(ivf.nlist, params)
+        self.params = params.for_index(*embeddings.shape, ivf.nlist)
         ivf.nprobe = self.params.nprobe
         faiss.omp_set_num_threads(threads)
 

@@ -137,11 +137,10 @@ class TopKSAE(nn.Module):
         self.unit_norm_decoder_()
         self.W_enc.copy_(self.W_dec)
         if decoder == "data":  # rows near the data overshoot k-fold: scale the copy so x̂ ≈ x̃ at init
-            dot = power = 0.0
-            for start in range(0, sample.shape[0], 1024):  # in chunks: [N, n] pre-activations at once were
-                chunk = sample[start:start + 1024]          # 4.3 GB for 16,384 rows x 65,536 latents
-                x_hat = self.decode_normalized(*self.encode(chunk))
-                dot += float((x_hat * (centred[start:start + 1024] / self.scale)).sum())
+            dot = power = 0.0  # 1,024 rows at a time: [N, n] pre-activations at once were 4.3 GB at 16,384 x 65,536
+            for rows, centred_rows in zip(sample.split(1024), centred.split(1024)):
+                x_hat = self.decode_normalized(*self.encode(rows))
+                dot += float((x_hat * (centred_rows / self.scale)).sum())
                 power += float(x_hat.pow(2).sum())
             gain = dot / max(power, 1e-12)
             self.W_enc.mul_(min(max(gain, 1e-3), 1.0))
