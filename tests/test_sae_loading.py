@@ -1,5 +1,5 @@
 """The app shows its first results before the SAE is loaded (no torch needed for them), then the
-feature panel fills in; keys that need the SAE wait; a corrupt SAE still leaves a working app."""
+feature panel fills in; steps pressed meanwhile are queued, other keys that need the SAE wait; a corrupt SAE still leaves a working app."""
 
 from __future__ import annotations
 
@@ -66,21 +66,24 @@ async def test_results_are_shown_before_the_sae_is_loaded_then_the_panel_fills_i
         assert app.grid.tiles and app.session.sae_pending == "tiny"
         assert app.panel.border_title == LOADING_TITLE and app.panel.mode == "sae" and not app.panel.directions
         await pilot.press("f")  # the gallery needs the SAE: it says so and waits
-        await pilot.press("l")
+        await pilot.press("l")  # a step is queued, not lost
         await pilot.pause(0.05)
         assert any("still loading" in message for message, _ in said)
+        assert any("stepping once the SAE features have loaded" in message for message, _ in said)
         assert len(app.screen_stack) == 1 and len(app.session.history.states) == 1
         shown = app.results_shown
         gate.set()
         await wait_for(pilot, lambda: app.session.sae_pending is None and app.results_shown > shown
-                       and app.panel.directions, "the panel never filled in")
+                       and app.panel.directions and app.session.query.direction_terms(), "the panel never filled in")
         assert app.session.has_sae and app.panel.border_title is None and app.panel.mode == "sae"
-        assert app.device_name == "cpu"
-        shown = app.results_shown
-        await pilot.press("l")  # now steps along the top SAE feature
-        await settle(pilot, app, shown)
+        assert app.device_name == "cpu" and app.queued_steps == []
         assert app.session.selected is not None and app.session.selected.provider == "sae"
-        assert app.session.query.direction_terms()
+        stepped = app.session.query
+        assert len(app.session.history.states) == 2  # the queued press stepped once along the top SAE feature
+        shown = app.results_shown
+        await pilot.press("l")  # steps on along it
+        await settle(pilot, app, shown)
+        assert app.session.query != stepped and len(app.session.history.states) == 3
 
 
 async def test_a_corrupt_deferred_sae_is_said_in_full_and_the_app_goes_on_with_pca(tiny_index):

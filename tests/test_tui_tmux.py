@@ -46,11 +46,12 @@ def test_memetui_in_tmux_shows_grid_and_feature_panel(tiny_model_dir, tmp_path):
                    env={**os.environ, "TERM": "xterm-256color"})
     try:
         scores = re.compile(r"[+-]\d\.\d{3}")
-        screen = wait_for(name, lambda s: "SAE directions" in s and len(scores.findall(s)) >= 12)
+        screen = wait_for(name, lambda s: "SAE directions" in s and len(scores.findall(s)) >= 12)  # results are up
+        subprocess.run(["tmux", "send-keys", "-t", name, "l"], check=True)  # may land before the SAE: queued
         assert "query:" in screen and "images" in screen and "mode sae" in screen
         assert any(n.endswith(".png") or ".png" in n for n in screen.split())
-        subprocess.run(["tmux", "send-keys", "-t", name, "l"], check=True)
-        wait_for(name, lambda s: "sae" in s.split("query:")[1].splitlines()[0] if "query:" in s else False)
+        screen = wait_for(name, lambda s: "sae" in s.split("query:")[1].splitlines()[0] if "query:" in s else False)
+        assert "features of the query" in screen
         subprocess.run(["tmux", "send-keys", "-t", name, "q"], check=True)
         deadline = time.time() + 15
         while time.time() < deadline and subprocess.run(["tmux", "has-session", "-t", name],

@@ -71,6 +71,8 @@ class MemeApp(App):
         self.last_search_ms = 0.0
         """Milliseconds of the search whose results are on screen (0 when they were cached)."""
         self._busy_timer = None
+        self.queued_steps: list[int] = []
+        """`l`/`h` pressed in SAE mode while the SAE was loading: stepped once it is attached (sae_loading)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -296,6 +298,10 @@ class MemeApp(App):
 
     def action_step(self, sign: int) -> None:
         """`l` / `h`: step the query forward / back along the highlighted direction."""
+        if self.session.mode == "sae" and self.session.sae_pending is not None:
+            self.queued_steps.append(sign)  # a key pressed while the SAE loads is not lost
+            self.say("stepping once the SAE features have loaded…", timeout=2)
+            return
         panel = self.panel
         if panel.highlighted is not None and self.session.selected != (self.session.mode, panel.highlighted.id):
             try:

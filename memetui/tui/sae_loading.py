@@ -3,8 +3,9 @@
 `memetui` opens the Session with `defer_sae=True`: the first search needs only the memory-mapped
 embeddings and the ANN. Once the first results are on screen a worker thread imports torch, loads
 the SAE (and resolves the device name when none was given); the UI thread then attaches it and
-refreshes, so the panel fills in. Until then the panel's title says "loading features…" and keys
-that need the SAE say they are waiting for it. An index without an SAE opens in PCA mode: its
+refreshes, so the panel fills in. Until then the panel's title says "loading features…", `l`/`h`
+are queued and stepped once it is attached, and other keys that need the SAE say they are waiting
+for it. An index without an SAE opens in PCA mode: its
 directions are fitted (or read from their cache) by the same worker, so the first results do not
 wait for the fit (9.3 s of CPU on a 1M-row index the first time).
 """
@@ -114,6 +115,15 @@ def _load(app) -> None:
     call_from_worker(app, _attach, app, sae, error, device, pca)
 
 
+def _replay_queued_steps(app) -> None:
+    """Apply the `l`/`h` presses queued while the SAE loaded (dropped if the app went on without it)."""
+    queued, app.queued_steps = app.queued_steps, []
+    if app.session.mode != "sae":
+        return
+    for sign in queued:
+        app.action_step(sign)
+
+
 def _attach(app, sae, error: str | None, device: str | None, pca: bool = False) -> None:
     """UI thread: attach the loaded SAE (or go on without one, saying why) and refresh the view."""
     if device is not None:
@@ -130,6 +140,7 @@ def _attach(app, sae, error: str | None, device: str | None, pca: bool = False) 
         app.panel.border_title = None
         gc.freeze()  # torch and the weights stay out of gen-2 scans, as the rest did at the first results
         app.refresh_view()
+        _replay_queued_steps(app)
     elif pca:
         app.defer_pca = False
         app.panel.border_title = None
