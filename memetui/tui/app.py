@@ -71,8 +71,7 @@ class MemeApp(App):
         self.last_search_ms = 0.0
         """Milliseconds of the search whose results are on screen (0 when they were cached)."""
         self._busy_timer = None
-        self.queued_steps: list[int] = []
-        """`l`/`h` pressed in SAE mode while the SAE was loading: stepped once it is attached (sae_loading)."""
+        self.queued_steps: list[int] = []  # `l`/`h` pressed while the SAE loads (sae_loading.queue_step)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -298,9 +297,7 @@ class MemeApp(App):
 
     def action_step(self, sign: int) -> None:
         """`l` / `h`: step the query forward / back along the highlighted direction."""
-        if self.session.mode == "sae" and self.session.sae_pending is not None:
-            self.queued_steps.append(sign)  # a key pressed while the SAE loads is not lost
-            self.say("stepping once the SAE features have loaded…", timeout=2)
+        if sae_loading.queue_step(self, sign):
             return
         panel = self.panel
         if panel.highlighted is not None and self.session.selected != (self.session.mode, panel.highlighted.id):
@@ -390,9 +387,8 @@ class MemeApp(App):
 
     def action_gallery(self) -> None:
         """`f`: every live SAE feature (labels, rate, exemplars); enter picks the direction to step along."""
-        if sae_loading.waiting(self):
-            return
-        self.push_screen(GalleryScreen(self.session, self.cache), lambda picked: picked and self.refresh_view())
+        if not sae_loading.waiting(self):
+            self.push_screen(GalleryScreen(self.session, self.cache), lambda picked: picked and self.refresh_view())
 
     def action_help(self) -> None:
         """`?`: the key map."""

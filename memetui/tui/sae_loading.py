@@ -115,6 +115,15 @@ def _load(app) -> None:
     call_from_worker(app, _attach, app, sae, error, device, pca)
 
 
+def queue_step(app, sign: int) -> bool:
+    """In SAE mode while the SAE loads: keep an `l`/`h` press for when it is attached (True), not lose it."""
+    if app.session.mode != "sae" or app.session.sae_pending is None:
+        return False
+    app.queued_steps.append(sign)
+    app.say("stepping once the SAE features have loaded…", timeout=2)
+    return True
+
+
 def _replay_queued_steps(app) -> None:
     """Apply the `l`/`h` presses queued while the SAE loaded (dropped if the app went on without it)."""
     queued, app.queued_steps = app.queued_steps, []
