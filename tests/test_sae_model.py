@@ -14,8 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from memetui.errors import SAEError  # noqa: E402
 from memetui.index.store import IndexStore, ModelInfo  # noqa: E402
-from memetui.sae.kernels import (gather_dot, gather_dot_reference, scatter_rows, scatter_rows_reference,  # noqa: E402
-                                 topk_encode)
+from memetui.sae.kernels import (block_top_k, gather_dot, gather_dot_reference, scatter_rows,  # noqa: E402
+                                 scatter_rows_reference, topk_encode)
 from memetui.sae.model import TopKSAE, load_for_index  # noqa: E402
 from memetui.sae.step import loss_and_grads, make_optimizer, train_step  # noqa: E402
 
@@ -124,6 +124,20 @@ def test_topk_encode_matches_dense_relu_topk():
     order1, order2 = idx.sort(1).indices, idx2.sort(1).indices
     assert torch.equal(idx.gather(1, order1), idx2.gather(1, order2))
     torch.testing.assert_close(acts.gather(1, order1), vals.gather(1, order2))
+
+
+@pytest.mark.parametrize("shape", [(7, 2048, 16), (5, 16384, 16), (9, 520, 8), (4, 96, 6), (3, 100, 7), (6, 64, 32)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_block_top_k_selects_the_same_values_as_topk(shape, dtype):
+    B, n, k = shape
+    gen = torch.Generator().manual_seed(n + k)
+    for pre in (torch.randn(B, n, generator=gen), torch.randint(-3, 4, (B, n), generator=gen).float()):  # ties too
+        pre = pre.to(dtype)
+        values, indices = block_top_k(pre, k)
+        expected = pre.topk(k, dim=1).values
+        assert indices.shape == (B, k) and all(row.unique().numel() == k for row in indices)  # k distinct latents
+        torch.testing.assert_close(values.sort(1, descending=True).values, expected, rtol=0, atol=0)
+        torch.testing.assert_close(pre.gather(1, indices), values, rtol=0, atol=0)
 
 
 def test_bf16_selection_activations_are_within_bf16_rounding():

@@ -93,8 +93,9 @@ def test_auxk_lowers_the_dead_fraction():
     common = dict(n_latents=256, k=4, epochs=6, batch_size=256, lr=3e-3, decoder_init="random", matmul="fp32",
                   aux_window=512, aux_batch=256)
     without = train(data, TrainConfig(aux_weight=0.0, **common)).metrics.dead_fraction
-    with_aux = train(data, TrainConfig(aux_weight=1.0, **common)).metrics.dead_fraction
-    assert with_aux < without - 0.05
+    # weight 4: at 1 the effect (0.02–0.06 over seeds) is within the run-to-run spread; at 4 it is 0.27 -> ≤ 0.012
+    with_aux = train(data, TrainConfig(aux_weight=4.0, **common)).metrics.dead_fraction
+    assert without > 0.15 and with_aux < without / 4
 
 
 def test_trains_from_a_memory_mapped_npy_and_writes_outputs(tmp_path):

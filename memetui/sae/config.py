@@ -47,7 +47,7 @@ class TrainConfig:
     """Samples per optimiser step."""
     lr: float | None = None
     """Adam peak learning rate; None = chosen from the data among LR_FACTORS × BASE_LR · (16384 / n)^(1/8)."""
-    lr_search: float = 0.15
+    lr_search: float = 0.10
     """Share of the steps (at least 3) during which the learning-rate candidates train side by side when
     lr is None; the best on its last fresh batches continues (0 = no search: the centre candidate)."""
     warmup_steps: int | None = None

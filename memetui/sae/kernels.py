@@ -71,8 +71,29 @@ def pre_activations(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 @torch.no_grad()
 def top_k(pre: torch.Tensor, k: int) -> Selection:
     """TopK_k(ReLU(pre)) of pre-activations [B,n] -> Selection (acts in float32)."""
-    values, indices = pre.topk(k, dim=1, sorted=False)
+    values, indices = block_top_k(pre, k) if pre.device.type == "cpu" else pre.topk(k, dim=1, sorted=False)
     return Selection(values.float().relu_(), indices, pre)
+
+
+def block_top_k(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest of each row of pre [B,n] (values, indices; unsorted) via block maxima; same values as topk.
+
+    The n columns are cut into w = n/s strided blocks {j, j+w, …}. Every top-k element lies in one of the
+    k blocks with the largest maxima (else those k maxima would be k larger elements), so a top-k of the
+    w maxima and one of those blocks' s·k members replace the top-k over all n: torch's CPU top-k costs
+    ≈2.5 ns per element and a block maximum is one vectorised pass (n 2,048, k 16: 1.57 → 1.29 ms per
+    256 rows; n 16,384, k 32: 35 → 20 ms per 1,024 rows).
+    """
+    B, n = pre.shape
+    s = 16 if n >= 1024 * k else 8
+    if n % s or n // s < 2 * k:
+        return pre.topk(k, dim=1, sorted=False)
+    w = n // s
+    blocks = pre.reshape(B, s, w)
+    chosen = blocks.amax(1).topk(k, dim=1, sorted=False).indices  # [B, k] blocks
+    members = blocks.gather(2, chosen.unsqueeze(1).expand(B, s, k)).reshape(B, s * k)
+    values, local = members.topk(k, dim=1, sorted=False)
+    return values, chosen.gather(1, local % k) + torch.div(local, k, rounding_mode="floor") * w
 
 
 def select_topk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int,
@@ -116,7 +137,10 @@ def code_pattern(indices: torch.Tensor, n: int) -> CodePattern:
     B, k = indices.shape
     flat = indices.reshape(-1)
     if flat.device.type == "cpu":  # numpy's single-threaded sort: torch's parallel one stalls on a busy CPU
-        order = torch.from_numpy(np.argsort(flat.numpy(), kind="stable"))
+        keys = flat.numpy()
+        if n <= 1 << 16:  # numpy radix-sorts 16-bit keys: 0.11 vs 2.4 ms for 32,768 ids (timsort on int64)
+            keys = keys.astype(np.uint16)
+        order = torch.from_numpy(np.argsort(keys, kind="stable"))
     else:
         order = flat.argsort(stable=True)
     crow = torch.zeros(n + 1, dtype=torch.int64, device=indices.device)
@@ -125,21 +149,23 @@ def code_pattern(indices: torch.Tensor, n: int) -> CodePattern:
 
 
 def scatter_rows_(out: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, rows: torch.Tensor,
-                  pattern: CodePattern | None = None) -> torch.Tensor:
+                  pattern: CodePattern | None = None, accumulate: bool = True) -> torch.Tensor:
     """out += scatter of values[b,s]·rows[b] into rows indices[b,s] of out ([n,d]); returns out.
 
+    `accumulate` False: out = the scatter (out's old values, even NaN, are not read: no zeroing pass).
     On CPU it is one CSR [n,B] × [B,d] `addmm`; pass the step's `code_pattern` to skip its sort.
     """
     if indices.numel() == 0:
-        return out
+        return out if accumulate else out.zero_()
     if out.device.type != "cpu":  # CUDA/MPS: index_add_ is atomic-add based and fast there
-        return out.add_(scatter_rows_reference(indices, values, rows, out.shape[0]))
+        scattered = scatter_rows_reference(indices, values, rows, out.shape[0])
+        return out.add_(scattered) if accumulate else out.copy_(scattered)
     pattern = pattern or code_pattern(indices, out.shape[0])
     with warnings.catch_warnings():  # "CSR support is in beta": the ops used here are tested below
         warnings.simplefilter("ignore")
         csr = torch.sparse_csr_tensor(pattern.crow, pattern.cols, values.to(rows.dtype).reshape(-1)[pattern.order],
                                       pattern.shape, check_invariants=False)
-        return torch.addmm(out, csr, rows, out=out)
+        return torch.addmm(out, csr, rows, beta=1.0 if accumulate else 0.0, out=out)
 
 
 def scatter_rows(indices: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:

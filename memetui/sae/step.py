@@ -78,24 +78,26 @@ class _NoTimer:
 
 
 def _grads(sae: TopKSAE) -> dict[str, torch.Tensor]:
-    """Persistent zeroed gradient buffers of the trainable parameters."""
+    """Persistent gradient buffers of the trainable parameters: b_enc's zeroed, the others overwritten
+    by the step (so no zeroing pass over the two [n, d] matrices)."""
     out = {}
     for name, p in (("W_enc", sae.W_enc), ("b_enc", sae.b_enc), ("W_dec", sae.W_dec), ("b_dec", sae.b_dec)):
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-        else:
+        elif name == "b_enc":
             p.grad.zero_()
         out[name] = p.grad
     return out
 
 
 def _code_grads(sae: TopKSAE, grads, x: torch.Tensor, acts: torch.Tensor, indices: torch.Tensor,
-                g: torch.Tensor) -> None:
-    """Add the gradients of a code (acts/indices [A,k]) that decodes to x̂ with ∂L/∂x̂ = g [A,d]."""
+                g: torch.Tensor, accumulate: bool = True) -> None:
+    """Add the gradients of a code (acts/indices [A,k]) that decodes to x̂ with ∂L/∂x̂ = g [A,d]
+    (`accumulate` False: the weight gradients are set, not added to)."""
     pattern = code_pattern(indices, sae.n_latents) if g.device.type == "cpu" else None
-    scatter_rows_(grads["W_dec"], indices, acts, g, pattern)
+    scatter_rows_(grads["W_dec"], indices, acts, g, pattern, accumulate)
     grad_acts = gather_dot(indices, sae.W_dec.detach(), g) * (acts > 0)
-    scatter_rows_(grads["W_enc"], indices, grad_acts, x, pattern)
+    scatter_rows_(grads["W_enc"], indices, grad_acts, x, pattern, accumulate)
     grads["b_enc"].index_add_(0, indices.reshape(-1), grad_acts.reshape(-1))
 
 
@@ -133,7 +135,7 @@ def loss_and_grads(sae: TopKSAE, x_tilde: torch.Tensor, dead: torch.Tensor | Non
     grads = _grads(sae)
     g = residual.mul_(2.0 / variance)
     grads["b_dec"].copy_(g.sum(0))
-    _code_grads(sae, grads, x, sel.acts, sel.indices, g)
+    _code_grads(sae, grads, x, sel.acts, sel.indices, g, accumulate=False)
     timer.mark("backward")
     aux = torch.zeros((), device=x.device)
     if dead is not None and aux_weight > 0 and k_aux > 0:
