@@ -3,6 +3,7 @@
     nice -n 10 python bench/bench_scale.py --data /work/scale_data        # everything, once
     nice -n 10 python bench/bench_scale.py --data /work/scale_data --only keypress,cold
     python bench/bench_scale.py --data /tmp/s --rows 60000 --shards 3     # a quick dry run
+    python bench/bench_scale.py --only import,features-cli --skip-resume  # `memetui features` itself, timed
 
 Data (generated once into --data, never into the repository): clip-retrieval output,
 img_emb/img_emb_KK.npy (float16 unit rows) + metadata/metadata_KK.parquet (image_path that is not
@@ -20,6 +21,7 @@ by bench/bench_ann_scale.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -214,8 +216,11 @@ def ann_figures(index: Path, queries: int) -> dict:
     qs = steered(store.embeddings, queries)
     truth = exact_top(store.embeddings, qs)
     out = {"backend": ann.backend, "bytes": (index / IVF_FILE).stat().st_size, "sweep": {}}
-    for nprobe, rerank in ((64, 1000), (96, 1500), (128, 2000)):  # 96 / 1,500: the default
-        searcher = IvfPqSearcher(ann._ivf.index, store.embeddings, IvfParams(nprobe=nprobe, rerank=rerank))
+    default = IvfParams().for_index(store.count, store.dim, ann._ivf.index.nlist)  # what the app and CLI use
+    out["default"] = f"nprobe {default.nprobe}, rerank {default.rerank}"
+    for nprobe, rerank in ((default.nprobe // 2, default.rerank // 2), (default.nprobe, default.rerank)):
+        searcher = IvfPqSearcher(ann._ivf.index, store.embeddings, dataclasses.replace(default, nprobe=nprobe,
+                                                                                         rerank=rerank))
         searcher.search(qs[0], 10)
         times, recall = [], []
         for q, t in zip(qs, truth):
@@ -428,7 +433,19 @@ def search_cli_figures(index: Path, env: dict, cache: Path) -> dict:
             "repeat_median_cpu_s": statistics.median(r[3] for r in repeats), "loadavg": os.getloadavg()[0]}
 
 
-PARTS = ("import", "ann", "keypress", "features", "cold", "search", "train")
+def features_cli_figures(index: Path, env: dict, out: Path) -> dict:
+    """`memetui features` itself on the index with the 65,536-latent SAE: wall, CPU and peak RSS (children)."""
+    import shutil
+
+    ensure_keypress_sae(index)
+    shutil.rmtree(out, ignore_errors=True)
+    wall, rc, stderr, cpu = cli_wall(["features", str(index), "--sae", KEYPRESS_SAE, "--out", str(out)], env)
+    return {"wall_min": wall / 60, "cpu_min": cpu / 60, "rc": rc, "stderr": stderr,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
+            "pages": len(list(out.glob("*.html"))), "loadavg": os.getloadavg()[0]}
+
+
+PARTS = ("import", "ann", "keypress", "features", "features-cli", "cold", "search", "train")
 
 
 def main() -> None:
@@ -442,6 +459,7 @@ def main() -> None:
     parser.add_argument("--sae-timeout", type=float, default=1800)
     parser.add_argument("--ivf-min", type=int, default=250_000, help="IVF-PQ from this many rows (dry runs: lower)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
+    parser.add_argument("--skip-resume", action="store_true", help="import once, without the killed + resumed run")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     data = args.data
@@ -472,6 +490,7 @@ def main() -> None:
         for name in ("full", "resumed"):
             shutil.rmtree(data / name, ignore_errors=True)
         save("import", import_into(data / "full"))
+    if "import" in parts and not args.skip_resume:
         save("import_killed", import_into(data / "resumed", kill_at=args.rows // 2, ann=False))
         save("import_resumed", import_into(data / "resumed", ann=False))
         full, resumed = digest_index(data / "full"), digest_index(data / "resumed")
@@ -484,6 +503,8 @@ def main() -> None:
         save("keypress", keypress_figures(index))
     if "features" in parts:
         save("features", features_figures(index))
+    if "features-cli" in parts:
+        save("features_cli", features_cli_figures(index, env, data / "features_pages"))
     if "cold" in parts:
         ensure_keypress_sae(index)
         save("cold_start", {"with_sae_65536": cold_start_figures(index, env),  # SAE mode first: no PCA at start
