@@ -35,20 +35,9 @@ from memetui.sae.train import TrainConfig, Trainer, evaluate, final_metrics, ope
 REF_LRS = (1e-3, 3e-3, 1e-2)
 
 
-def warm_up(data, member: Member) -> None:
-    """Two steps of each side on throwaway copies before the timed runs: the process's one-time costs (oneDNN
-    kernels generated for these shapes, the sparse CSR paths, the allocator's first pages) would otherwise
-    fall on whichever side steps first (ours: +26 ms on the sample index's 33-step run)."""
-    cfg = TrainConfig(n_latents=member.n_latents, k=member.k, batch_size=member.batch, max_steps=2, eval_every=10**9)
-    trainer = Trainer(data, cfg)
-    ref = Reference(data, member.n_latents, member.k, member.batch, 1e-3, trainer.sae.b_pre.cpu(), trainer.sae.scale)
-    while not trainer.done:
-        trainer.step()
-        ref.step()
-
-
-def interleaved_run(data, cfg: TrainConfig, member: Member, ref_lrs):
-    """One training run of ours and of the reference at each rate, interleaved step by step."""
+def start_together(data, cfg: TrainConfig, member: Member, ref_lrs) -> tuple[Trainer, list[Reference]]:
+    """Ours and the reference at each rate, stepped together until ours is done (one step of ours, then
+    one of each reference)."""
     trainer = Trainer(data, cfg)
     refs = [Reference(data, member.n_latents, member.k, member.batch, lr, trainer.sae.b_pre.cpu(), trainer.sae.scale)
             for lr in ref_lrs]
@@ -56,6 +45,20 @@ def interleaved_run(data, cfg: TrainConfig, member: Member, ref_lrs):
         trainer.step()
         for ref in refs:
             ref.step()
+    return trainer, refs
+
+
+def warm_up(data, member: Member) -> None:
+    """Two steps of each side on throwaway copies before the timed runs: the process's one-time costs (oneDNN
+    kernels generated for these shapes, the sparse CSR paths, the allocator's first pages) would otherwise
+    fall on whichever side steps first (ours: +26 ms on the sample index's 33-step run)."""
+    cfg = TrainConfig(n_latents=member.n_latents, k=member.k, batch_size=member.batch, max_steps=2, eval_every=10**9)
+    start_together(data, cfg, member, [1e-3])
+
+
+def interleaved_run(data, cfg: TrainConfig, member: Member, ref_lrs):
+    """One training run of ours and of the reference at each rate, interleaved step by step."""
+    trainer, refs = start_together(data, cfg, member, ref_lrs)
     return trainer.finish(), [ref.result() for ref in refs]
 
 
@@ -74,7 +77,7 @@ def run_member(member: Member, scale: float, ref_lrs, epochs: float = 1.0, min_s
     runs, stepped = [], 0.0
     while not runs or (stepped < min_seconds and len(runs) < max_repeats):
         runs.append(interleaved_run(data, cfg, member, ref_lrs))
-        stepped += sum(runs[-1][0].profile_ms.values()) * runs[-1][0].sae.meta["training"]["steps"] / 1000
+        stepped += sum(runs[-1][0].profile_ms.values()) * runs[-1][0].sae.meta["training"]["steps"] / 1000  # ms/step
     ours, results = runs[-1]
     steps = ours.sae.meta["training"]["steps"]
     ours_val = evaluate(ours.sae, data)
@@ -100,15 +103,15 @@ def run_member(member: Member, scale: float, ref_lrs, epochs: float = 1.0, min_s
         r.pop("sae")
     row["best_ref"] = best
     b = row["reference"].index(best)
-    # ratios per run, then the median: a slow moment of the machine falls on both sides of one run
-    for key, field, against in (("speed_ratio", "samples_per_s", "best"), ("cpu_speed_ratio", "cpu_samples_per_s", "best"),
-                                ("speed_ratio_vs_fastest_ref", "samples_per_s", "fastest"),
-                                ("cpu_speed_ratio_vs_fastest_ref", "cpu_samples_per_s", "fastest")):
-        ratios = []
-        for o, refs in runs:
-            ref_speeds = [getattr(r, field) for r in refs]
-            ratios.append(getattr(o, field) / (ref_speeds[b] if against == "best" else max(ref_speeds)))
-        row[key] = median(ratios)
+
+    def median_ratio(field: str, pick) -> float:
+        """Ours over pick(the references' speeds), per run, then the median: a slow moment falls on both sides."""
+        return median([getattr(o, field) / pick([getattr(r, field) for r in refs]) for o, refs in runs])
+
+    row["speed_ratio"] = median_ratio("samples_per_s", lambda speeds: speeds[b])
+    row["cpu_speed_ratio"] = median_ratio("cpu_samples_per_s", lambda speeds: speeds[b])
+    row["speed_ratio_vs_fastest_ref"] = median_ratio("samples_per_s", max)
+    row["cpu_speed_ratio_vs_fastest_ref"] = median_ratio("cpu_samples_per_s", max)
     return row
 
 

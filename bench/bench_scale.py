@@ -208,7 +208,7 @@ def exact_top(emb: np.ndarray, queries: np.ndarray, k: int = 10, chunk: int = 65
 def ann_figures(index: Path, queries: int) -> dict:
     """IVF-PQ bytes, recall@10 vs exact on steered queries and p50 per (nprobe, rerank)."""
     from memetui.index.ann import AnnSearcher
-    from memetui.index.ivf import IVF_FILE, IvfParams, IvfPqSearcher
+    from memetui.index.ivf import IVF_FILE, IvfPqSearcher
     from memetui.index.store import IndexStore
 
     store = IndexStore.open(index)
@@ -216,7 +216,7 @@ def ann_figures(index: Path, queries: int) -> dict:
     qs = steered(store.embeddings, queries)
     truth = exact_top(store.embeddings, qs)
     out = {"backend": ann.backend, "bytes": (index / IVF_FILE).stat().st_size, "sweep": {}}
-    default = IvfParams().for_index(store.count, store.dim, ann._ivf.index.nlist)  # what the app and CLI use
+    default = ann._ivf.params  # what the app and CLI search this index with
     out["default"] = f"nprobe {default.nprobe}, rerank {default.rerank}"
     for nprobe, rerank in ((default.nprobe // 2, default.rerank // 2), (default.nprobe, default.rerank)):
         searcher = IvfPqSearcher(ann._ivf.index, store.embeddings, dataclasses.replace(default, nprobe=nprobe,

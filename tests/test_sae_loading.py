@@ -1,5 +1,6 @@
 """The app shows its first results before the SAE is loaded (no torch needed for them), then the
-feature panel fills in; steps pressed meanwhile are queued, other keys that need the SAE wait; a corrupt SAE still leaves a working app."""
+feature panel fills in; steps pressed meanwhile are queued, other keys that need the SAE wait; a
+corrupt SAE still leaves a working app."""
 
 from __future__ import annotations
 

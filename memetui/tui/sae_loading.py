@@ -5,9 +5,9 @@ embeddings and the ANN. Once the first results are on screen a worker thread imp
 the SAE (and resolves the device name when none was given); the UI thread then attaches it and
 refreshes, so the panel fills in. Until then the panel's title says "loading features…", `l`/`h`
 are queued and stepped once it is attached, and other keys that need the SAE say they are waiting
-for it. An index without an SAE opens in PCA mode: its
-directions are fitted (or read from their cache) by the same worker, so the first results do not
-wait for the fit (9.3 s of CPU on a 1M-row index the first time).
+for it. An index without an SAE opens in PCA mode: its directions are fitted (or read from their
+cache) by the same worker, so the first results do not wait for the fit (9.3 s of CPU on a 1M-row
+index the first time).
 """
 
 from __future__ import annotations
