@@ -99,12 +99,12 @@ def build(name: str, factory: str, emb, folder: Path, coarse_from: Path | None) 
     return out
 
 
-def evaluate(file: Path, emb, qs, truth, gen, nprobe: int, rerank: int) -> dict:
+def evaluate(file: Path, emb, qs, truth, gen, nprobe: int, rerank: int, scan: int = 11) -> dict:
     """Recall (strict, tie-aware) per generator and timing of one (nprobe, R) setting."""
     from memetui.index.ivf import IvfParams, IvfPqSearcher
 
     index = load_ivfpq(file, emb.shape[1], emb.shape[0])
-    searcher = IvfPqSearcher(index, emb, IvfParams(nprobe=nprobe, rerank=rerank), threads=1)
+    searcher = IvfPqSearcher(index, emb, IvfParams(nprobe=nprobe, rerank=rerank, scan=scan), threads=1)
     walls, cpus, strict, loose = [], [], [], []
     for q, true in zip(qs, truth):
         w0, c0 = time.perf_counter(), time.thread_time()
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--torch", action="store_true", help="import torch first, as the app has (faster fp16 rerank)")
+    parser.add_argument("--scan", type=int, default=11,
+                        help="faiss fast-scan loop (IndexIVFFastScan.implem): 11, the default, or 0 for faiss's own choice")
     parser.add_argument("--settings", default=None, help="(nprobe, R) pairs instead of each candidate's, e.g. 64:1000,128:2000")
     args = parser.parse_args()
     if args.torch:
@@ -158,7 +160,7 @@ def main() -> None:
         if args.settings:
             settings = [tuple(int(v) for v in pair.split(":")) for pair in args.settings.split(",")]
         for nprobe, rerank in settings:
-            row = {kind: evaluate(file, emb, qs, truth, gen, nprobe, rerank) for kind, (qs, truth, gen) in sets.items()}
+            row = {kind: evaluate(file, emb, qs, truth, gen, nprobe, rerank, args.scan) for kind, (qs, truth, gen) in sets.items()}
             entry["settings"].append(row)
             for kind, r in row.items():
                 print(f"{name} {kind:7s} nprobe {nprobe:3d} R {rerank:4d}: strict {r['recall_strict']:.4f} tie-aware "

@@ -149,3 +149,16 @@ def test_an_index_built_with_other_lists_is_probed_at_the_same_share_of_them():
     assert base.for_index(1_000_000, 1152, 4096) == shaped
     older = base.for_index(1_000_000, 1152, 1024)  # an index written by the 1,024-list default
     assert (older.nlist, older.nprobe, older.rerank) == (1024, 112, shaped.rerank)
+
+
+def test_list_at_a_time_scan_finds_what_faiss_own_choice_finds(ivf_store):
+    """`IvfParams.scan` only changes how faiss walks the lists: the same top 10, the same exact scores."""
+    import dataclasses
+
+    ours = AnnSearcher(ivf_store, backend="ivfpq", ivf_params=SMALL)
+    faiss_choice = AnnSearcher(IndexStore.open(ivf_store.path), backend="ivfpq",
+                               ivf_params=dataclasses.replace(SMALL, scan=0))
+    assert ours._ivf.params.scan == 11 and faiss_choice._ivf.params.scan == 0
+    for q in steered_queries(np.asarray(ivf_store.embeddings), 50, seed=3):
+        a, b = ours.search(q, 10), faiss_choice.search(q, 10)
+        np.testing.assert_array_equal(a.scores, b.scores)

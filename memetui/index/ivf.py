@@ -57,6 +57,11 @@ class IvfParams:
     bits: int = 4
     """Bits per sub-quantiser code: 4 (IndexIVFPQFastScan: m/2 bytes per row, scanned with SIMD
     table lookups) or 8 (IndexIVFPQ, m bytes per row: the layout before fast-scan)."""
+    scan: int = 11
+    """faiss fast-scan search implementation (`IndexIVFFastScan.implem`): 11 scores one list at a
+    time into a reservoir of candidates. faiss's own choice for 32-row blocks and k > 20 is 13, the
+    same reservoir over batches of queries (qbs), which one query cannot fill: at 1M x 1152 it took
+    ~1.1x as long for the same candidates (bench/bench_ann_scale.py --scan)."""
 
     def for_shape(self, count: int, dim: int) -> "IvfParams":
         """These params fitted to `count` rows of dimension `dim` (fewer lists for small data, m | dim)."""
@@ -66,8 +71,8 @@ class IvfParams:
         while dim % m or (self.bits == 4 and m % 2 and m > 1):
             m -= 1
         train = min(self.train_rows, count)
-        return IvfParams(nlist, m, self._probes(nlist), self.rerank, train, min(self.pq_train_rows, train),
-                         self.bits)
+        return dataclasses.replace(self, nlist=nlist, m=m, nprobe=self._probes(nlist), train_rows=train,
+                                   pq_train_rows=min(self.pq_train_rows, train))
 
     def for_index(self, count: int, dim: int, nlist: int) -> "IvfParams":
         """`for_shape`, for an index built with `nlist` lists (an older default's): the same share of them."""
@@ -188,9 +193,11 @@ class IvfPqSearcher:
 
         self.index = index
         self.embeddings = embeddings
-        ivf = faiss.extract_index_ivf(index)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
         self.params = params.for_index(*embeddings.shape, ivf.nlist)
         ivf.nprobe = self.params.nprobe
+        if hasattr(ivf, "implem"):  # fast-scan (4-bit codes)
+            ivf.implem = self.params.scan
         faiss.omp_set_num_threads(threads)
 
     def candidates(self, query: np.ndarray, n: int) -> np.ndarray:
