@@ -2,6 +2,7 @@
 
     nice -n 10 python bench/bench_ann_scale.py --data /work/scale_data                  # every candidate
     python bench/bench_ann_scale.py --data /work/scale_data --only ivf1024_pq288x4fs   # one
+    python bench/bench_ann_scale.py --data /work/scale_data --only import --torch      # the import's own index
 
 Reads DATA/full (an imported index over bench_scale.py's shards: 10 shards of 100k rows from
 three generators in turn, clustered / dictionary / mixture) and writes DATA/ann/<name>.faiss
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import exact_top  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from memetui.index.ivf import load_ivfpq  # noqa: E402
+from memetui.index.ivf import IVF_FILE, load_ivfpq  # noqa: E402
 
 GENERATORS = ("clustered", "dictionary", "mixture")
 CANDIDATES = {  # name: (faiss factory, [(nprobe, R), ...])
@@ -46,6 +47,7 @@ CANDIDATES = {  # name: (faiss factory, [(nprobe, R), ...])
     "ivf1024_pq576x4fs": ("IVF1024,PQ576x4fs", [(32, 1000), (64, 1000), (64, 2000), (128, 2000), (128, 4000)]),
     "ivf4096_pq576x4fs": ("IVF4096,PQ576x4fs", [(128, 1000), (256, 1500), (384, 2000), (512, 2000)]),
     "ivf2048_pq576x4fs": ("IVF2048,PQ576x4fs", [(192, 2000), (256, 2000), (288, 2000), (320, 2000)]),
+    "import": (None, [(448, 2000), (384, 3000), (448, 3000)]),  # DATA/full's own index, as `memetui import` built it
 }
 
 
@@ -155,8 +157,12 @@ def main() -> None:
             continue
         # the first import's IVF1024,PQ96 (copied here once) lends the others its coarse centroids
         coarse = folder / "ivf1024_pq96.faiss" if name != "ivf1024_pq96" else None
-        entry = {"torch_loaded": args.torch, "build": build(name, factory, emb, folder, coarse), "settings": []}
-        file = folder / f"{name}.faiss"
+        if factory is None:
+            file = args.data / "full" / IVF_FILE
+            entry = {"torch_loaded": args.torch, "build": {"file": str(file)}, "settings": []}
+        else:
+            entry = {"torch_loaded": args.torch, "build": build(name, factory, emb, folder, coarse), "settings": []}
+            file = folder / f"{name}.faiss"
         if args.settings:
             settings = [tuple(int(v) for v in pair.split(":")) for pair in args.settings.split(",")]
         for nprobe, rerank in settings:
@@ -167,7 +173,7 @@ def main() -> None:
                       f"{r['recall_tie_aware']:.4f} p50 {r['p50_wall_ms']:.2f} ms wall {r['p50_cpu_ms']:.2f} ms CPU "
                       f"{ {g: v['strict'] for g, v in r['per_generator'].items()} }", flush=True)
         results = json.loads(results_file.read_text()) if results_file.is_file() else {}  # other runs' entries kept
-        results[name + ("+torch" if args.torch else "")] = entry
+        results[name + ("+torch" if args.torch else "") + ("" if args.scan == 11 else f"+scan{args.scan}")] = entry
         results_file.write_text(json.dumps(results, indent=2))
 
 
