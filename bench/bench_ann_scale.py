@@ -23,6 +23,7 @@ CPU p50, one faiss thread, one BLAS thread (the box is shared: wall includes wai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -101,12 +102,15 @@ def build(name: str, factory: str, emb, folder: Path, coarse_from: Path | None) 
     return out
 
 
-def evaluate(file: Path, emb, qs, truth, gen, nprobe: int, rerank: int, scan: int = 11) -> dict:
+def evaluate(file: Path, emb, qs, truth, gen, nprobe: int, rerank: int, previous: bool = False) -> dict:
     """Recall (strict, tie-aware) per generator and timing of one (nprobe, R) setting."""
     from memetui.index.ivf import IvfParams, IvfPqSearcher
 
     index = load_ivfpq(file, emb.shape[1], emb.shape[0])
-    searcher = IvfPqSearcher(index, emb, IvfParams(nprobe=nprobe, rerank=rerank, scan=scan), threads=1)
+    params = IvfParams(nprobe=nprobe, rerank=rerank)
+    if previous:  # faiss's own fast-scan loop, every candidate rescored
+        params = dataclasses.replace(params, scan=0, settle=0)
+    searcher = IvfPqSearcher(index, emb, params, threads=1)
     walls, cpus, strict, loose = [], [], [], []
     for q, true in zip(qs, truth):
         w0, c0 = time.perf_counter(), time.thread_time()
@@ -133,8 +137,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--torch", action="store_true", help="import torch first, as the app has (faster fp16 rerank)")
-    parser.add_argument("--scan", type=int, default=11,
-                        help="faiss fast-scan loop (IndexIVFFastScan.implem): 11, the default, or 0 for faiss's own choice")
+    parser.add_argument("--previous", action="store_true",
+                        help="the search before 2026-12-02: faiss's own fast-scan loop, every candidate rescored")
     parser.add_argument("--settings", default=None, help="(nprobe, R) pairs instead of each candidate's, e.g. 64:1000,128:2000")
     args = parser.parse_args()
     if args.torch:
@@ -166,14 +170,14 @@ def main() -> None:
         if args.settings:
             settings = [tuple(int(v) for v in pair.split(":")) for pair in args.settings.split(",")]
         for nprobe, rerank in settings:
-            row = {kind: evaluate(file, emb, qs, truth, gen, nprobe, rerank, args.scan) for kind, (qs, truth, gen) in sets.items()}
+            row = {kind: evaluate(file, emb, qs, truth, gen, nprobe, rerank, args.previous) for kind, (qs, truth, gen) in sets.items()}
             entry["settings"].append(row)
             for kind, r in row.items():
                 print(f"{name} {kind:7s} nprobe {nprobe:3d} R {rerank:4d}: strict {r['recall_strict']:.4f} tie-aware "
                       f"{r['recall_tie_aware']:.4f} p50 {r['p50_wall_ms']:.2f} ms wall {r['p50_cpu_ms']:.2f} ms CPU "
                       f"{ {g: v['strict'] for g, v in r['per_generator'].items()} }", flush=True)
         results = json.loads(results_file.read_text()) if results_file.is_file() else {}  # other runs' entries kept
-        results[name + ("+torch" if args.torch else "") + ("" if args.scan == 11 else f"+scan{args.scan}")] = entry
+        results[name + ("+torch" if args.torch else "") + ("+previous" if args.previous else "")] = entry
         results_file.write_text(json.dumps(results, indent=2))
 
 

@@ -162,3 +162,37 @@ def test_list_at_a_time_scan_finds_what_faiss_own_choice_finds(ivf_store):
     for q in steered_queries(np.asarray(ivf_store.embeddings), 50, seed=3):
         a, b = ours.search(q, 10), faiss_choice.search(q, 10)
         np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_settled_rerank_keeps_the_top_10_of_rescoring_every_candidate(ivf_store):
+    """Rescoring best-first and stopping once the rest cannot reach the 10th score loses nothing here."""
+    from memetui.index.ivf import exact_rerank
+
+    searcher = AnnSearcher(ivf_store, backend="ivfpq", ivf_params=SMALL)._ivf
+    embeddings = np.asarray(ivf_store.embeddings)
+    same = 0
+    queries = steered_queries(embeddings, 100, seed=5)
+    for q in queries:
+        rows, approx = searcher.candidates(q, 500)
+        assert np.all(np.diff(approx) <= 0)  # best first
+        kept, exact = exact_rerank(embeddings, rows, approx, q, 10, settle=1.5, block=32)
+        every, every_exact = exact_rerank(embeddings, rows, approx, q, 10, settle=0)
+        assert len(every) == len(rows) and set(kept) <= set(rows)
+        same += set(kept[np.argsort(-exact)[:10]]) == set(every[np.argsort(-every_exact)[:10]])
+    assert same >= 0.98 * len(queries)  # (32-d codes err too much here to stop early: the next test stops)
+
+
+def test_settled_rerank_stops_after_the_first_block_when_the_rest_score_far_lower():
+    from memetui.index.ivf import exact_rerank
+
+    rng = np.random.default_rng(0)
+    embeddings = rng.standard_normal((1_000, 16)).astype(np.float16)
+    query = rng.standard_normal(16).astype(np.float32)
+    truth = embeddings.astype(np.float32) @ query
+    rows = np.argsort(-truth)  # best first, as a PQ index would rank them
+    approx = truth[rows] + rng.uniform(-0.01, 0.01, len(rows)).astype(np.float32)  # small PQ errors
+    kept, exact = exact_rerank(embeddings, rows, approx, query, 10, settle=1.5, block=64)
+    assert len(kept) < 1_000 and len(kept) % 64 == 0
+    np.testing.assert_array_equal(np.sort(kept[np.argsort(-exact)[:10]]), np.sort(rows[:10]))
+    flat = np.full(len(rows), approx[0], np.float32)  # no gap at all: every candidate is rescored
+    assert len(exact_rerank(embeddings, rows, flat, query, 10, settle=1.5, block=64)[0]) == 1_000
