@@ -3,14 +3,16 @@
 A query walks `nprobe` of `nlist` inverted lists, scores their PQ codes (asymmetric distance; by
 default 4-bit codes of 2-d sub-vectors, m/2 bytes per row, scanned with SIMD table lookups:
 faiss's fast-scan), keeps the best `rerank` candidates and rescores them exactly against the
-fp16 embeddings (memory-mapped, so only the candidates' rows are read). The index file holds the
+fp16 embeddings (memory-mapped, so only the candidates' rows are read), best first, until the
+rest cannot reach the k-th score (`exact_rerank`). The index file holds the
 coarse centroids, the PQ codebooks and the codes: about m/2 + 8 bytes per row (296 at d = 1152).
 
 Measured at 1M x 1152 (bench/bench_ann_scale.py, README "Scale"): 96-byte 8-bit codes (IVF1024,PQ96)
 cannot order rows without a close neighbour, so recall@10 on steered queries stalled at 0.92 for
 10 ms; 288-byte 4-bit codes order them well, and finer lists cover the true neighbours with fewer
 codes scanned: IVF4096,PQ576x4fs at nprobe 448, rerank 2,000 reaches 0.99 on both query sets at
-~5 ms of one core (IVF1024 at 128 / 2,000: 0.987 at ~4.6 ms; IVF2048 at 320 / 2,000: 0.991 at ~5.3).
+~4 ms of one core (~5 before the list-at-a-time scan and the settling rerank; IVF1024 at 128 / 2,000:
+0.987 at ~4.6 ms then; IVF2048 at 320 / 2,000: 0.991 at ~5.3).
 The coarse centroids are stored in fp16 (`IVF4096(SQfp16)`): the coarse search reads 9.4 instead of
 18.9 MB a query, 9–13 % off each query (paired), the same lists and recall.
 """
