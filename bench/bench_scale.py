@@ -36,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from memetui.index.ivf_tuning import exact_top  # noqa: E402  (bench_ann_scale.py imports it from here)
 MODEL = "scale-clip-1152"
 CHILD = """
 import json, resource, sys, time
@@ -190,19 +191,6 @@ def steered(emb: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
     a, b = rng.integers(0, len(emb), (2, count))
     noise = 0.05 * rng.standard_normal((count, emb.shape[1])).astype(np.float32)
     return emb[np.sort(a)].astype(np.float32)[np.argsort(np.argsort(a))] + 0.5 * emb[b].astype(np.float32) + noise
-
-
-def exact_top(emb: np.ndarray, queries: np.ndarray, k: int = 10, chunk: int = 65_536) -> np.ndarray:
-    """[q, k] exact top-k rows by dot product, in chunks of the memmap."""
-    best_s = np.full((len(queries), k), -np.inf, np.float32)
-    best_r = np.zeros((len(queries), k), np.int64)
-    for lo in range(0, len(emb), chunk):
-        scores = queries @ np.asarray(emb[lo:lo + chunk], dtype=np.float32).T
-        s = np.concatenate([best_s, scores], axis=1)
-        r = np.concatenate([best_r, np.broadcast_to(np.arange(lo, lo + scores.shape[1]), scores.shape)], axis=1)
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        best_s, best_r = np.take_along_axis(s, top, 1), np.take_along_axis(r, top, 1)
-    return best_r
 
 
 def ann_figures(index: Path, queries: int) -> dict:

@@ -196,3 +196,20 @@ def test_settled_rerank_stops_after_the_first_block_when_the_rest_score_far_lowe
     np.testing.assert_array_equal(np.sort(kept[np.argsort(-exact)[:10]]), np.sort(rows[:10]))
     flat = np.full(len(rows), approx[0], np.float32)  # no gap at all: every candidate is rescored
     assert len(exact_rerank(embeddings, rows, flat, query, 10, settle=1.5, block=64)[0]) == 1_000
+
+
+def test_searchers_sharing_one_faiss_index_keep_their_own_probes(ivf_store):
+    """nprobe lives on the faiss index: each searcher sets its own before it searches."""
+    import dataclasses
+
+    from memetui.index.ivf import IvfPqSearcher
+
+    index = AnnSearcher(ivf_store, backend="ivfpq", ivf_params=SMALL)._ivf.index
+    embeddings = np.asarray(ivf_store.embeddings)
+    few = IvfPqSearcher(index, embeddings, dataclasses.replace(SMALL, nprobe=1, settle=0))
+    q = steered_queries(embeddings, 1, seed=11)[0]
+    alone = few.search(q, 10)
+    IvfPqSearcher(index, embeddings, dataclasses.replace(SMALL, nprobe=128)).search(q, 10)  # every list
+    again = few.search(q, 10)
+    np.testing.assert_array_equal(alone[0], again[0])
+    assert few.candidates(q, 5_000)[0].size < 5_000 / 2  # one list of 128 holds ~156 rows, not all 20,000

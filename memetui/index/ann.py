@@ -19,6 +19,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import IndexFormatError, QueryError
 from .ivf import IVF_FILE, IvfParams, IvfPqSearcher, build_ivfpq, load_ivfpq, save_ivfpq, threads_available
+from .ivf_tuning import load_tuning, tune_and_save
 from .store import HNSW, IndexStore
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,20 @@ def describe_ann(store: IndexStore) -> str:
             ivf = faiss.extract_index_ivf(load_ivfpq(store.path / IVF_FILE, store.dim, store.count))
         except IndexFormatError as exc:
             return f"ivfpq: {exc}"
-        params = IvfParams().for_index(store.count, store.dim, ivf.nlist)
+        params = ivf_params_of(store, ivf.nlist).for_index(store.count, store.dim, ivf.nlist)
+        tuning = load_tuning(store.path, ivf.nlist)
+        tuned = f" (tuned on its rows: recall@10 {tuning.recall:.3f})" if tuning else ""
         code = f"{ivf.code_size} B codes" if ivf.code_size else "codes"
         return (f"ivfpq: {IVF_FILE} {(store.path / IVF_FILE).stat().st_size / 2**20:,.1f} MiB, {ivf.nlist} lists,"
-                f" {code}; nprobe {params.nprobe}, exact rerank of {params.rerank} from the fp16 embeddings")
+                f" {code}; nprobe {params.nprobe}{tuned}, exact rerank of up to {params.rerank} from the fp16"
+                f" embeddings")
     return "milvus"
+
+
+def ivf_params_of(store: IndexStore, nlist: int) -> IvfParams:
+    """The params searches of `store`'s IVF-PQ index (of `nlist` lists) use: its tuning's probes, else the default's."""
+    tuning = load_tuning(store.path, nlist)
+    return tuning.params() if tuning else IvfParams()
 
 
 def write_ann(store: IndexStore, embeddings: np.ndarray, threads: int | None = None, progress=None,
@@ -146,7 +156,8 @@ def write_ann(store: IndexStore, embeddings: np.ndarray, threads: int | None = N
     """Build the ANN file for all rows of `embeddings` into `store`'s folder (atomically); return its backend.
 
     Indexes of up to IVF_MIN_ROWS rows get an HNSW graph (as `memetui index` writes), larger ones
-    IVF-PQ. progress(stage, done, total) as in build.py ('train', 'graph').
+    IVF-PQ, whose probes are then tuned on its rows (ivf_tuning.py). progress(stage, done, total) as
+    in build.py ('train', 'graph').
     """
     count, dim = embeddings.shape
     backend = backend or ("hnsw" if count < IVF_MIN_ROWS else "ivfpq")
@@ -154,6 +165,7 @@ def write_ann(store: IndexStore, embeddings: np.ndarray, threads: int | None = N
     if backend == "ivfpq":
         index = build_ivfpq(embeddings, ivf_params or IvfParams(), threads=threads, progress=progress)
         save_ivfpq(index, store.path / IVF_FILE)
+        tune_and_save(store.path, index, embeddings, ivf_params or IvfParams())
         return backend
     hnsw = store.manifest.hnsw
     graph = new_hnsw(dim, count, int(hnsw.get("M", HNSW_M)), int(hnsw.get("ef_construction", HNSW_EF_CONSTRUCTION)))
@@ -191,8 +203,11 @@ class AnnSearcher:
 
             self._remote = MilvusSearcher(store, self.ef)
         elif self._backend == "ivfpq":
+            import faiss
+
             index = load_ivfpq(store.path / IVF_FILE, store.dim, store.count)
-            self._ivf = IvfPqSearcher(index, store.embeddings, ivf_params or IvfParams())
+            params = ivf_params or ivf_params_of(store, faiss.extract_index_ivf(index).nlist)
+            self._ivf = IvfPqSearcher(index, store.embeddings, params)
 
     def _pick_backend(self, exact: bool | None) -> Backend:
         return pick_backend(self.store, exact)

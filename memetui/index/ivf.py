@@ -201,15 +201,20 @@ class IvfPqSearcher:
 
         self.index = index
         self.embeddings = embeddings
-        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
-        self.params = params.for_index(*embeddings.shape, ivf.nlist)
-        ivf.nprobe = self.params.nprobe
-        if hasattr(ivf, "implem"):  # fast-scan (4-bit codes)
-            ivf.implem = self.params.scan
+        self._ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        self.params = params.for_index(*embeddings.shape, self._ivf.nlist)
+        self._fast_scan = hasattr(self._ivf, "implem")  # 4-bit codes
         faiss.omp_set_num_threads(threads)
+
+    def _configure(self) -> None:
+        """Set this searcher's probes and scan loop on the faiss index (another searcher may share it)."""
+        self._ivf.nprobe = self.params.nprobe
+        if self._fast_scan:
+            self._ivf.implem = self.params.scan
 
     def candidates(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to `n` published candidate rows and their approximate (PQ) scores, best first."""
+        self._configure()
         approx, found = self.index.search(query.reshape(1, -1), n)
         keep = (found[0] >= 0) & (found[0] < len(self.embeddings))  # later rows: not published yet
         return found[0][keep], approx[0][keep]

@@ -88,13 +88,15 @@ def _matches_db(store: IndexStore, existing: np.ndarray, prefix: int) -> bool:
 
 
 def _publish_ivf(store: IndexStore, embeddings: np.ndarray, total: int, threads: int, progress) -> bool:
-    """Extend ivfpq.faiss with rows it lacks (its lists and codebooks kept), or build it; drop hnsw.bin.
+    """Extend ivfpq.faiss with rows it lacks (its lists and codebooks kept), or build it, and tune its
+    probes (ivf_tuning.py); drop hnsw.bin.
 
     Tombstones need no rewrite: searches mask them with the live rows. The file is replaced
     atomically, so readers keep the previous one until the manifest moves on.
     """
     from .ann import write_ann
     from .ivf import IVF_FILE, extend_ivfpq
+    from .ivf_tuning import retune
 
     file = store.path / IVF_FILE
     stage = (lambda name, done, count: progress(done, count)) if progress else None
@@ -102,7 +104,9 @@ def _publish_ivf(store: IndexStore, embeddings: np.ndarray, total: int, threads:
     if added is None:
         if file.is_file():
             log.info("rebuilding %s: it does not fit the first %d rows", file, total)
-        write_ann(store, embeddings[:total], threads, stage, backend="ivfpq")
+        write_ann(store, embeddings[:total], threads, stage, backend="ivfpq")  # tunes its probes
+    elif added:
+        retune(store.path, embeddings[:total])  # more rows: the probes they need
     (store.path / HNSW).unlink(missing_ok=True)  # the graph of a smaller index: no longer searched
     return added != 0
 
