@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_scale import GENERATORS  # noqa: E402
 
 from memetui.index.ivf import IvfParams, IvfPqSearcher, build_ivfpq, exact_rerank  # noqa: E402
-from memetui.index.ivf_tuning import exact_top, tune_nprobe  # noqa: E402
+from memetui.index.ivf_tuning import exact_top, tune_search  # noqa: E402
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -66,7 +66,7 @@ def compare(name: str, emb: np.ndarray, queries: int, seed: int) -> None:
     started = time.perf_counter()
     index = build_ivfpq(emb)
     built = time.perf_counter() - started
-    tuning = tune_nprobe(index, emb)
+    tuning = tune_search(index, emb)
     tuned_s = time.perf_counter() - started - built
     default = IvfParams().for_shape(*emb.shape)
     params = tuning.params()
@@ -92,8 +92,8 @@ def compare(name: str, emb: np.ndarray, queries: int, seed: int) -> None:
             rows, approx = settled.candidates(q, params.rerank)
             rescored.append(len(exact_rerank(emb, rows, approx, q, 10, params.settle, params.block)[0]))
         ratio = statistics.median(np.array(times[settled]) / np.array(times[every]))
-        print(f"{name:22s} {kind:7s} IVF{tuning.nlist}: recall@10 {at_default:.4f} at {default.nprobe} probes, "
-              f"{np.mean(recall[settled]):.4f} at the tuned {tuning.nprobe} (every candidate rescored "
+        print(f"{name:22s} {kind:7s} IVF{tuning.nlist}: recall@10 {at_default:.4f} at {default.nprobe}/{default.rerank}, "
+              f"{np.mean(recall[settled]):.4f} at the tuned {tuning.nprobe}/{tuning.rerank} (every candidate rescored "
               f"{np.mean(recall[every]):.4f}); same top 10 {same / len(qs):.3f}, rescored p50 "
               f"{int(np.median(rescored))} p90 {int(np.percentile(rescored, 90))} of {params.rerank}, time "
               f"{ratio:.2f}x  [built {built:.0f} s, tuned {tuned_s:.0f} s]", flush=True)

@@ -38,22 +38,25 @@ def test_probes_are_raised_until_the_index_reaches_its_recall_on_its_own_rows(tm
     assert write_ann(store, store.embeddings, backend="ivfpq", ivf_params=few_probes) == "ivfpq"
     tuning = load_tuning(store.path, 128)
     assert tuning is not None and tuning.nprobe > 2 and tuning.recall >= 0.99
-    assert tuning.tried[2] < 0.99 and list(tuning.tried) == sorted(tuning.tried)  # the ladder, climbed in order
-    fresh = tuning_queries(data, 200, seed=99)  # queries the tuning did not see
+    first, *_ = tuning.tried.items()
+    assert first == (f"2/{SMALL.rerank}", first[1]) and first[1] < 0.99  # where the ladder started
+    assert tuning.tried[f"{tuning.nprobe}/{tuning.rerank}"] == tuning.recall >= 0.99
+    fresh = np.concatenate(list(tuning_queries(data, 200, seed=99).values()))  # queries the tuning did not see
     untuned = AnnSearcher(IndexStore.open(store.path), backend="ivfpq", ivf_params=few_probes)
     tuned = AnnSearcher(IndexStore.open(store.path), backend="ivfpq")  # no params: the saved tuning's probes
-    assert tuned._ivf.params.nprobe == tuning.nprobe
+    assert (tuned._ivf.params.nprobe, tuned._ivf.params.rerank) == (tuning.nprobe, tuning.rerank)
     assert recall(tuned, data, fresh) >= 0.98 > recall(untuned, data, fresh)
     assert f"nprobe {tuning.nprobe} (tuned on its rows" in describe_ann(IndexStore.open(store.path))
 
 
 def test_a_tuning_that_is_stale_or_damaged_is_ignored(tmp_path):
     file = tmp_path / TUNING_FILE
-    file.write_text(json.dumps({"nlist": 64, "count": 10, "nprobe": 8, "recall": 0.99, "target": 0.99,
-                                "tried": {"8": 0.99}}))
-    assert load_tuning(tmp_path, 64).nprobe == 8
+    file.write_text(json.dumps({"nlist": 64, "count": 10, "nprobe": 8, "rerank": 300, "recall": 0.99,
+                                "target": 0.99, "tried": {"8/300": 0.99}}))
+    assert load_tuning(tmp_path, 64).params().nprobe == 8 and load_tuning(tmp_path, 64).params().rerank == 300
     assert load_tuning(tmp_path, 128) is None  # written for an index of other lists
     file.write_text('{"nlist": 64, "nprobe": ')
     assert load_tuning(tmp_path, 64) is None
-    file.write_text(json.dumps({"nlist": 64, "count": 10, "nprobe": 65, "recall": 1, "target": 0.99, "tried": {}}))
+    file.write_text(json.dumps({"nlist": 64, "count": 10, "nprobe": 65, "rerank": 300, "recall": 1, "target": 0.99,
+                                "tried": {}}))
     assert load_tuning(tmp_path, 64) is None  # more probes than lists
