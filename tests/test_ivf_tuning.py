@@ -60,3 +60,19 @@ def test_a_tuning_that_is_stale_or_damaged_is_ignored(tmp_path):
     file.write_text(json.dumps({"nlist": 64, "count": 10, "nprobe": 65, "rerank": 300, "recall": 1, "target": 0.99,
                                 "tried": {}}))
     assert load_tuning(tmp_path, 64) is None  # more probes than lists
+
+
+def test_an_extended_index_is_retuned_once_it_has_grown_by_a_twentieth(tmp_path):
+    from memetui.index.ivf import IVF_FILE, extend_ivfpq
+    from memetui.index.ivf_tuning import retune
+
+    data = low_contrast(12_000, 32, seed=3)
+    store = make_store(tmp_path / "index", data[:10_000])
+    write_ann(store, store.embeddings, backend="ivfpq", ivf_params=SMALL)
+    first = load_tuning(store.path, 128)
+    assert first.count == 10_000
+    extend_ivfpq(store.path / IVF_FILE, data, 10_400)
+    assert retune(store.path, data[:10_400]) == first == load_tuning(store.path, 128)  # 4 % more: kept
+    extend_ivfpq(store.path / IVF_FILE, data, 12_000)
+    again = retune(store.path, data)
+    assert again.count == 12_000 and load_tuning(store.path, 128) == again  # 20 % more: measured anew

@@ -151,9 +151,15 @@ def tune_and_save(folder: Path, index, embeddings: np.ndarray, base: IvfParams =
     return tuning
 
 
-def retune(folder: Path, embeddings: np.ndarray) -> Tuning:
-    """Tune the index saved in `folder` (after rows were added to it) over `embeddings`, its rows."""
+def retune(folder: Path, embeddings: np.ndarray, growth: float = 0.05) -> Tuning:
+    """Tune the index saved in `folder` over `embeddings`, its rows, after rows were added to it; the
+    saved tuning stands while the index has grown by less than `growth` since it was measured."""
+    import faiss
+
     from .ivf import IVF_FILE, load_ivfpq
 
     index = load_ivfpq(Path(folder) / IVF_FILE, embeddings.shape[1], len(embeddings))
+    saved = load_tuning(folder, int(faiss.extract_index_ivf(index).nlist))
+    if saved is not None and len(embeddings) <= saved.count * (1 + growth):
+        return saved
     return tune_and_save(folder, index, embeddings)

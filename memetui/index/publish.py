@@ -106,7 +106,7 @@ def _publish_ivf(store: IndexStore, embeddings: np.ndarray, total: int, threads:
             log.info("rebuilding %s: it does not fit the first %d rows", file, total)
         write_ann(store, embeddings[:total], threads, stage, backend="ivfpq")  # tunes its probes
     elif added:
-        retune(store.path, embeddings[:total])  # more rows: the probes they need
+        retune(store.path, embeddings[:total])  # 5 % more rows or more: the search they need
     (store.path / HNSW).unlink(missing_ok=True)  # the graph of a smaller index: no longer searched
     return added != 0
 
