@@ -7,10 +7,10 @@ random rows (cosine 0.57), it read 0.90-0.92, and a Gaussian mixture's stepped q
 neighbours are near-ties the codes do not order). After each build the index is therefore checked
 on 400 queries drawn from its own rows (200 of a row plus half another plus noise; 200 of a row
 stepped along directions between rows: what the app's queries look like) against exact search,
-and while either kind reads below the target, the search is widened one rung: 1.5x the probes (coverage) or 2x the
-candidates (ordering; cheap, as the rerank settles early), whichever reads higher, until a rung
-gains (almost) nothing. The result goes to `ivfpq.json` beside the index; searches without
-explicit params use it.
+and while either kind reads below the target, the search is widened one rung: 1.5x the probes
+(coverage) or 2x the candidates (ordering; cheap, as the rerank settles early), whichever reads
+higher, until a rung gains (almost) nothing. The result goes to `ivfpq.json` beside the index;
+searches without explicit params use it.
 """
 
 from __future__ import annotations
@@ -117,10 +117,10 @@ def tune_search(index, embeddings: np.ndarray, base: IvfParams = IvfParams(), ta
                              (setting[0], min(max_rerank, setting[1] * RERANK_STEP))) if w != setting]
         if not wider:
             break
-        gain, _, step = max((recall(*w), w[1] > setting[1], w) for w in wider)  # a tie goes to more candidates
-        if gain - reached < flat:
+        best, _, step = max((recall(*w), w[1] > setting[1], w) for w in wider)  # a tie goes to more candidates
+        if best - reached < flat:
             break
-        reached, setting = gain, step
+        reached, setting = best, step
     if reached < target:
         log.warning("IVF-PQ index reaches recall@10 %.3f on its own rows (%d of %d lists, %d candidates)",
                     reached, setting[0], nlist, setting[1])
