@@ -63,7 +63,7 @@ class IvfParams:
     """faiss fast-scan search implementation (`IndexIVFFastScan.implem`): 11 scores one list at a
     time into a reservoir of candidates. faiss's own choice for 32-row blocks and k > 20 is 13, the
     same reservoir over batches of queries (qbs), which one query cannot fill: at 1M x 1152 it took
-    ~1.1x as long for the same candidates (bench/bench_ann_scale.py --scan)."""
+    ~1.1x as long for the same candidates (bench/bench_scale.py's ANN part, paired, before `settle`)."""
     settle: float = 1.5
     """Rerank candidates best-first by PQ score, `block` at a time, and stop once no later one can
     reach the k-th exact score: its PQ score + settle x the largest |exact - PQ score| seen so far
